@@ -52,6 +52,7 @@ impl CatalogWriter {
         if !parent.is_dir() {
             return Err(StoreError::NotFound { path: parent });
         }
+        remove_stale_staging(&parent, &name.to_string_lossy());
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let staging = parent.join(format!(".{}.partial-{}-{nanos}", name.to_string_lossy(), std::process::id()));
         fs::create_dir(&staging).map_err(StoreError::io(&staging))?;
@@ -223,6 +224,26 @@ fn check_target(target: &Path, overwrite: bool) -> StoreResult<()> {
             "refusing to replace {}: it is not a catalog (no {MANIFEST_FILE}) nor an empty directory",
             target.display()
         )))
+    }
+}
+
+/// Removes staging directories of earlier creates of the same target whose process is gone
+/// (killed mid-create): they can never be finished, and a 100M catalog's is 3 GB of disk.
+/// Only on systems with `/proc`, where a live process can be told from a dead one.
+fn remove_stale_staging(parent: &Path, name: &str) {
+    let proc_root = Path::new("/proc");
+    if !proc_root.join("self").exists() {
+        return;
+    }
+    let prefix = format!(".{name}.partial-");
+    let Ok(entries) = fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = file_name.strip_prefix(&prefix) else { continue };
+        let Some(pid) = rest.split(['-', '.']).next().filter(|p| p.parse::<u32>().is_ok()) else { continue };
+        if !proc_root.join(pid).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
     }
 }
 

@@ -87,3 +87,19 @@ fn writer_rejects_ragged_rows_bad_dims_and_unsafe_targets() {
     assert!(err.to_string().contains("not a catalog"), "{err}");
     assert!(precious.join("thesis.tex").exists());
 }
+
+#[test]
+fn stale_staging_of_a_dead_process_is_swept_but_a_live_one_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("cat");
+    // pid 4194304 is above Linux's pid_max, so no process has it.
+    let dead = dir.path().join(".cat.partial-4194304-1");
+    let live = dir.path().join(format!(".cat.partial-{}-1", std::process::id()));
+    for d in [&dead, &live] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::write(d.join(CODES_FILE), [0u8; 8]).unwrap();
+    }
+    write_catalog(&target, 1, &[1], 1, false);
+    assert!(!dead.exists());
+    assert!(live.exists());
+}

@@ -1,0 +1,89 @@
+# clipbranches: every task of the project, one target each. `make help` lists them.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+STAMPS := .stamps
+# The venv's tools come first, so maturin builds against (and installs into) the venv.
+export PATH := $(VENV)/bin:$(PATH)
+export VIRTUAL_ENV := $(VENV)
+
+RUST_SOURCES := Cargo.toml Cargo.lock $(shell find rust -path '*/fuzz' -prune -o \( -name '*.rs' -o -name Cargo.toml \) -print)
+FUZZ_SECONDS ?= 60
+BENCH_ARGS ?=
+
+.PHONY: help setup develop test lint rust-test py-test wheel wheel-check fuzz bench demo clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+# --- set-up (idempotent: stamps make a second run a no-op) ---------------------------------
+
+$(STAMPS)/venv: pyproject.toml
+	@mkdir -p $(STAMPS)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
+	$(PY) -m pip install --quiet --group dev
+	@touch $@
+
+$(STAMPS)/develop: $(STAMPS)/venv $(RUST_SOURCES) pyproject.toml
+	maturin develop --release --locked --quiet
+	@touch $@
+
+setup: $(STAMPS)/develop ## Create .venv, install dependencies, build the native core into it
+
+develop: setup ## Same as setup (rebuilds the native core when Rust sources changed)
+
+# --- checks ----------------------------------------------------------------------------------
+
+test: lint rust-test py-test wheel-check ## Set everything up and run every check (what CI runs)
+	@echo "make test: all checks passed"
+
+lint: $(STAMPS)/develop ## rustfmt, clippy (pedantic, -D warnings), ruff, mypy and stubtest
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	ruff check python tests benchmarks
+	ruff format --check python tests benchmarks
+	mypy
+	$(PY) -m mypy.stubtest clipbranches._core
+
+rust-test: ## cargo test of every crate (unit, property and integration tests)
+	cargo test --workspace --locked --quiet
+
+py-test: $(STAMPS)/develop ## pytest over tests/python
+	pytest -q
+
+# --- packaging -------------------------------------------------------------------------------
+
+wheel: $(STAMPS)/venv ## Build the abi3 wheel (CPython >= 3.10) into dist/
+	rm -rf dist
+	maturin build --release --locked --quiet --out dist
+	@ls dist/*.whl
+
+wheel-check: wheel ## Install the wheel into a throwaway venv and use it from outside the repo
+	rm -rf target/wheel-check
+	$(PYTHON) -m venv target/wheel-check
+	target/wheel-check/bin/python -m pip install --quiet dist/*.whl
+	cd target && wheel-check/bin/python $(CURDIR)/tests/wheel_smoke.py
+
+# --- fuzzing, benchmarks, demo ---------------------------------------------------------------
+
+fuzz: ## Fuzz the manifest parser for FUZZ_SECONDS (installs cargo-fuzz into target/tools)
+	@test -x target/tools/bin/cargo-fuzz || cargo install --locked --quiet --root target/tools cargo-fuzz
+	cd rust/store && RUSTC_BOOTSTRAP=1 $(CURDIR)/target/tools/bin/cargo-fuzz run manifest -- \
+	  -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | tail -n 25
+
+bench: $(STAMPS)/develop ## Print the store benchmark table (BENCH_ARGS=--large for 100M items)
+	$(PY) benchmarks/store.py $(BENCH_ARGS)
+
+demo: ## The demo (arrives with issue 8; for now it says so)
+	@echo "make demo is not built yet: it arrives with the demo issue (#8)." >&2
+	@echo "Today the package offers the catalog store; see README.md." >&2
+	@exit 2
+
+clean: ## Remove build outputs, the venv and stamps
+	rm -rf target dist $(VENV) $(STAMPS)

@@ -1,0 +1,287 @@
+"""Catalogs: the memory-mapped codes of every item plus their metadata (format version 1).
+
+A catalog is a directory: ``manifest.json``, ``codes.u8`` (N x dim uint8, row-major),
+``items.parquet`` (one row per item, in code order). The native core owns the format; this
+module is the Python face of it: streaming creation, cheap opening, zero-copy access.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from clipbranches import _core
+from clipbranches.exceptions import CatalogFormatError, DimensionMismatchError, InvalidArgumentError
+from clipbranches.quantize import FixedRangeQuantizer, Quantizer, quantizer_from_params
+
+__all__ = ["ITEM_COLUMNS", "Catalog"]
+
+#: The standard item columns and their types; a catalog may carry more (e.g. ``label``).
+ITEM_COLUMNS: dict[str, type[pl.DataType]] = {
+    "id": pl.Int64,
+    "uri": pl.String,
+    "caption": pl.String,
+    "width": pl.Int32,
+    "height": pl.Int32,
+}
+
+CodesInput = NDArray[np.uint8] | Iterable[NDArray[np.uint8]]
+
+
+class Catalog:
+    """An open, read-only catalog.
+
+    Use :meth:`open` or :meth:`create`; the constructor is internal.
+
+    Attributes
+    ----------
+    codes : numpy.ndarray
+        uint8 ``(len(catalog), dim)``, a read-only view of the memory-mapped codes (no copy).
+    items : polars.DataFrame
+        One row per item, in code order (read on first access).
+    """
+
+    def __init__(self, core: _core.Catalog) -> None:
+        self._core = core
+        self._manifest: dict[str, Any] = json.loads(core.manifest_json())
+        self._codes: NDArray[np.uint8] | None = None
+        self._items: pl.DataFrame | None = None
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Catalog:
+        """Open the catalog at ``path``.
+
+        Cheap whatever the size: it reads the manifest, checks every file's size and header,
+        and memory-maps the codes without reading them. :meth:`verify` checks the contents.
+
+        Raises
+        ------
+        CatalogNotFoundError, CatalogFormatError, CatalogIOError
+        """
+        catalog = cls(_core.Catalog.open(os.fspath(path)))
+        catalog._check_item_rows()
+        return catalog
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        codes: CodesInput,
+        items: pl.DataFrame | None = None,
+        *,
+        quantizer: Quantizer | None = None,
+        encoder: Mapping[str, Any] | None = None,
+        head: Mapping[str, Any] | None = None,
+        dim: int | None = None,
+        overwrite: bool = False,
+    ) -> Catalog:
+        """Write a new catalog at ``path`` and open it.
+
+        Parameters
+        ----------
+        path
+            Target directory; its parent must exist. The catalog is written into a hidden
+            sibling and renamed into place at the end, so an interrupted create leaves any
+            previous catalog at ``path`` untouched.
+        codes
+            uint8 ``(n, dim)`` array, or an iterable of such chunks (streamed to disk one at a
+            time, so a 100M-item catalog never sits in memory). Quantize float embeddings first
+            (``quantizer.quantize(x)``).
+        items
+            One row per item in code order. Columns ``id`` (unique integers; row numbers if
+            absent), ``uri``, ``caption``, ``width``, ``height`` (nulls if absent) and any
+            others. ``None`` gives ids 0..n-1 and null metadata.
+        quantizer
+            How the codes were made (default: the paper's fixed range); stored in the manifest.
+        encoder, head
+            JSON-ready identities of the encoder and head that produced the embeddings.
+        dim
+            Code width; needed only when ``codes`` is an empty iterable.
+        overwrite
+            Replace an existing catalog at ``path`` (atomically). Without it, an existing
+            path is an error.
+
+        Raises
+        ------
+        CatalogExistsError, CatalogNotFoundError, DimensionMismatchError, InvalidArgumentError
+        """
+        quantizer = FixedRangeQuantizer() if quantizer is None else quantizer
+        if not isinstance(quantizer, Quantizer):
+            raise InvalidArgumentError(f"quantizer must be a Quantizer, got {type(quantizer).__name__}")
+        meta = _metadata_json(quantizer, encoder, head)
+        chunks = _code_chunks(codes)
+        first = next(chunks, None)
+        if first is None and dim is None:
+            raise InvalidArgumentError("codes are empty: pass dim= to create an empty catalog")
+        width = int(first.shape[1]) if first is not None else int(dim)  # type: ignore[arg-type]
+        if dim is not None and dim != width:
+            raise DimensionMismatchError(f"codes have {width} columns but dim={dim} was given")
+        quantizer.check_dim(width)
+        writer = _core.CatalogWriter(os.fspath(path), width, overwrite)
+        try:
+            if first is not None:
+                writer.append(first)
+            for chunk in chunks:
+                writer.append(_check_chunk(chunk, width))
+            table = _prepare_items(items, writer.count)
+            table.write_parquet(Path(writer.staging_dir) / "items.parquet")
+            writer.finish(meta)
+        except BaseException:
+            writer.abort()
+            raise
+        return cls.open(path)
+
+    @property
+    def path(self) -> Path:
+        """The catalog directory."""
+        return Path(self._core.path)
+
+    @property
+    def dim(self) -> int:
+        """Bytes per code."""
+        return self._core.dim
+
+    def __len__(self) -> int:
+        return self._core.count
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """A copy of the parsed ``manifest.json``."""
+        return json.loads(json.dumps(self._manifest))
+
+    @property
+    def quantizer(self) -> FixedRangeQuantizer | Quantizer:
+        """The quantizer the codes were made with (use it on queries too)."""
+        return quantizer_from_params(self._manifest["quantizer"])
+
+    @property
+    def encoder(self) -> dict[str, Any] | None:
+        """The encoder identity recorded at creation, or None."""
+        encoder: dict[str, Any] | None = self.manifest["encoder"]
+        return encoder
+
+    @property
+    def codes(self) -> NDArray[np.uint8]:
+        """Read-only uint8 ``(len(self), dim)`` view of the memory-mapped codes."""
+        if self._codes is None:
+            self._codes = self._core.codes()
+        return self._codes
+
+    @property
+    def items(self) -> pl.DataFrame:
+        """Item metadata, one row per code, read from ``items.parquet`` on first access."""
+        if self._items is None:
+            self._items = _read_items(self.path / "items.parquet")
+        return self._items
+
+    def verify(self) -> None:
+        """Checksum every data file against the manifest (reads the whole catalog).
+
+        Raises
+        ------
+        ChecksumError
+            A file's contents changed since the catalog was written.
+        """
+        self._core.verify()
+
+    def __repr__(self) -> str:
+        return f"Catalog({str(self.path)!r}, items={len(self)}, dim={self.dim})"
+
+    def _check_item_rows(self) -> None:
+        """The items table must have one row per code (reads only parquet metadata)."""
+        path = self.path / "items.parquet"
+        try:
+            rows = pl.scan_parquet(path).select(pl.len()).collect().item()
+        except (pl.exceptions.PolarsError, OSError) as err:
+            raise CatalogFormatError(f"{path}: unreadable parquet: {err}") from err
+        if rows != len(self):
+            raise CatalogFormatError(f"{path}: has {rows} rows but the catalog has {len(self)} codes")
+
+
+def _read_items(path: Path) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as err:
+        raise CatalogFormatError(f"{path}: unreadable parquet: {err}") from err
+
+
+def _code_chunks(codes: CodesInput) -> Iterator[NDArray[np.uint8]]:
+    """Chunks of codes, each checked; the width comes from the first chunk."""
+    if isinstance(codes, np.ndarray):
+        codes_iter: Iterator[Any] = iter((codes,))
+    elif isinstance(codes, Iterable) and not isinstance(codes, (str, bytes, Mapping)):
+        codes_iter = iter(codes)
+    else:
+        raise InvalidArgumentError(f"codes must be a uint8 array or an iterable of them, got {type(codes).__name__}")
+    first = next(codes_iter, None)
+    if first is None:
+        return
+    first = _check_chunk(first, None)
+    yield first
+    yield from codes_iter
+
+
+def _check_chunk(chunk: object, dim: int | None) -> NDArray[np.uint8]:
+    if not isinstance(chunk, np.ndarray):
+        raise InvalidArgumentError(f"a codes chunk is a {type(chunk).__name__}; expected a numpy uint8 array (n, dim)")
+    if chunk.dtype != np.uint8:
+        raise InvalidArgumentError(
+            f"codes have dtype {chunk.dtype}; expected uint8 "
+            "(quantize float embeddings first, e.g. FixedRangeQuantizer().quantize(x))"
+        )
+    if chunk.ndim != 2:
+        raise DimensionMismatchError(f"codes must be 2-D (n, dim), got shape {chunk.shape}")
+    if chunk.shape[1] == 0:
+        raise DimensionMismatchError(f"codes must have at least one column, got shape {chunk.shape}")
+    if dim is not None and chunk.shape[1] != dim:
+        raise DimensionMismatchError(f"a codes chunk has {chunk.shape[1]} columns, earlier chunks have {dim}")
+    return np.ascontiguousarray(chunk)
+
+
+def _metadata_json(quantizer: Quantizer, encoder: Mapping[str, Any] | None, head: Mapping[str, Any] | None) -> str:
+    for name, value in (("encoder", encoder), ("head", head)):
+        if value is not None and not isinstance(value, Mapping):
+            raise InvalidArgumentError(f"{name} must be a mapping (JSON object) or None, got {type(value).__name__}")
+    meta = {
+        "encoder": dict(encoder) if encoder is not None else None,
+        "quantizer": quantizer.params(),
+        "head": dict(head) if head is not None else None,
+    }
+    try:
+        return json.dumps(meta, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise InvalidArgumentError(f"encoder/head identities must be JSON-serialisable: {err}") from err
+
+
+def _prepare_items(items: pl.DataFrame | None, count: int) -> pl.DataFrame:
+    """Validate the items table against the codes and fill in the standard columns."""
+    if items is None:
+        items = pl.DataFrame({"id": pl.int_range(0, count, dtype=pl.Int64, eager=True)})
+    elif not isinstance(items, pl.DataFrame):
+        raise InvalidArgumentError(f"items must be a polars DataFrame or None, got {type(items).__name__}")
+    if items.height != count:
+        raise DimensionMismatchError(f"items has {items.height} rows but there are {count} codes (one row per code)")
+    if "id" not in items.columns:
+        items = items.with_row_index("id").with_columns(pl.col("id").cast(pl.Int64))
+    columns = []
+    for name, dtype in ITEM_COLUMNS.items():
+        if name not in items.columns:
+            columns.append(pl.lit(None, dtype=dtype).alias(name))
+            continue
+        actual = items.schema[name]
+        compatible = actual.is_integer() if dtype in (pl.Int64, pl.Int32) else actual in (pl.String, pl.Null)
+        if not compatible:
+            raise InvalidArgumentError(f"items column {name!r} has type {actual}; expected {dtype.__name__}")
+        columns.append(pl.col(name).cast(dtype))
+    items = items.with_columns(columns)
+    if items["id"].null_count() or items["id"].n_unique() != items.height:
+        raise InvalidArgumentError("items column 'id' must hold unique, non-null integers")
+    rest = [c for c in items.columns if c not in ITEM_COLUMNS]
+    return items.select([*ITEM_COLUMNS, *rest])

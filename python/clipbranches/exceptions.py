@@ -1,0 +1,41 @@
+"""The exception tree of clipbranches, rooted at :class:`ClipBranchesError`.
+
+The classes are defined once, in the native core, so that Rust and Python code raise the very
+same types; this module is their public home.
+
+::
+
+    ClipBranchesError
+    ├── CatalogError
+    │   ├── CatalogNotFoundError    the catalog directory (or its parent) does not exist
+    │   ├── CatalogExistsError      the target exists and overwrite was not requested
+    │   ├── CatalogFormatError      a file is missing, truncated or in an unsupported format
+    │   ├── ChecksumError           a data file does not match its recorded checksum
+    │   └── CatalogIOError          the operating system refused a read or write
+    ├── DimensionMismatchError      data whose shape does not fit
+    └── InvalidArgumentError        an argument that cannot be right (dtype, parameter)
+"""
+
+from clipbranches._core import (
+    CatalogError,
+    CatalogExistsError,
+    CatalogFormatError,
+    CatalogIOError,
+    CatalogNotFoundError,
+    ChecksumError,
+    ClipBranchesError,
+    DimensionMismatchError,
+    InvalidArgumentError,
+)
+
+__all__ = [
+    "CatalogError",
+    "CatalogExistsError",
+    "CatalogFormatError",
+    "CatalogIOError",
+    "CatalogNotFoundError",
+    "ChecksumError",
+    "ClipBranchesError",
+    "DimensionMismatchError",
+    "InvalidArgumentError",
+]
