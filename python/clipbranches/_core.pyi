@@ -1,9 +1,27 @@
 # Signatures of the native module (rust/bindings); checked against it by mypy.stubtest.
 import os
 from pathlib import Path
+from typing import final
 
 import numpy as np
 from numpy.typing import NDArray
+
+__all__ = [
+    "CatalogError",
+    "CatalogExistsError",
+    "CatalogFormatError",
+    "CatalogIOError",
+    "CatalogNotFoundError",
+    "Catalog",
+    "CatalogWriter",
+    "ChecksumError",
+    "ClipBranchesError",
+    "DimensionMismatchError",
+    "InvalidArgumentError",
+    "quantize_calibrated",
+    "quantize_fixed",
+    "__version__",
+]
 
 __version__: str
 
@@ -17,6 +35,7 @@ class CatalogIOError(CatalogError): ...
 class DimensionMismatchError(ClipBranchesError): ...
 class InvalidArgumentError(ClipBranchesError): ...
 
+@final
 class Catalog:
     @staticmethod
     def open(path: str | os.PathLike[str]) -> Catalog: ...
@@ -31,6 +50,7 @@ class Catalog:
     def codes(self) -> NDArray[np.uint8]: ...
     def __len__(self) -> int: ...
 
+@final
 class CatalogWriter:
     def __new__(cls, path: str | os.PathLike[str], dim: int, overwrite: bool = False) -> CatalogWriter: ...
     @property

@@ -219,7 +219,9 @@ def _code_chunks(codes: CodesInput) -> Iterator[NDArray[np.uint8]]:
     elif isinstance(codes, Iterable) and not isinstance(codes, (str, bytes, Mapping)):
         codes_iter = iter(codes)
     else:
-        raise InvalidArgumentError(f"codes must be a uint8 array or an iterable of them, got {type(codes).__name__}")
+        raise InvalidArgumentError(
+            f"codes must be a uint8 array or an iterable of them, got {type(codes).__name__}"
+        )
     first = next(codes_iter, None)
     if first is None:
         return
@@ -230,7 +232,9 @@ def _code_chunks(codes: CodesInput) -> Iterator[NDArray[np.uint8]]:
 
 def _check_chunk(chunk: object, dim: int | None) -> NDArray[np.uint8]:
     if not isinstance(chunk, np.ndarray):
-        raise InvalidArgumentError(f"a codes chunk is a {type(chunk).__name__}; expected a numpy uint8 array (n, dim)")
+        raise InvalidArgumentError(
+            f"a codes chunk is a {type(chunk).__name__}; expected a numpy uint8 array (n, dim)"
+        )
     if chunk.dtype != np.uint8:
         raise InvalidArgumentError(
             f"codes have dtype {chunk.dtype}; expected uint8 "
@@ -245,10 +249,14 @@ def _check_chunk(chunk: object, dim: int | None) -> NDArray[np.uint8]:
     return np.ascontiguousarray(chunk)
 
 
-def _metadata_json(quantizer: Quantizer, encoder: Mapping[str, Any] | None, head: Mapping[str, Any] | None) -> str:
+def _metadata_json(
+    quantizer: Quantizer, encoder: Mapping[str, Any] | None, head: Mapping[str, Any] | None
+) -> str:
     for name, value in (("encoder", encoder), ("head", head)):
         if value is not None and not isinstance(value, Mapping):
-            raise InvalidArgumentError(f"{name} must be a mapping (JSON object) or None, got {type(value).__name__}")
+            raise InvalidArgumentError(
+                f"{name} must be a mapping (JSON object) or None, got {type(value).__name__}"
+            )
     meta = {
         "encoder": dict(encoder) if encoder is not None else None,
         "quantizer": quantizer.params(),
@@ -267,7 +275,9 @@ def _prepare_items(items: pl.DataFrame | None, count: int) -> pl.DataFrame:
     elif not isinstance(items, pl.DataFrame):
         raise InvalidArgumentError(f"items must be a polars DataFrame or None, got {type(items).__name__}")
     if items.height != count:
-        raise DimensionMismatchError(f"items has {items.height} rows but there are {count} codes (one row per code)")
+        raise DimensionMismatchError(
+            f"items has {items.height} rows but there are {count} codes (one row per code)"
+        )
     if "id" not in items.columns:
         items = items.with_row_index("id").with_columns(pl.col("id").cast(pl.Int64))
     columns = []

@@ -99,7 +99,8 @@ class FixedRangeQuantizer:
         """The pure-numpy twin of :meth:`quantize` (same bytes, slower; for tests)."""
         rows, single = _as_rows(x)
         _reject_nan(rows)
-        scaled = rows * np.float32(self.scale) + np.float32(self.offset)
+        with np.errstate(over="ignore"):  # overflow to +-inf saturates, as in the kernel
+            scaled = rows * np.float32(self.scale) + np.float32(self.offset)
         codes = np.clip(scaled, 0, 255).astype(np.uint8)
         return codes[0] if single else codes
 
@@ -171,7 +172,9 @@ class CalibratedQuantizer:
     def check_dim(self, dim: int) -> None:
         """Raise :class:`DimensionMismatchError` unless ``dim`` is the fitted one."""
         if dim != self.dim:
-            raise DimensionMismatchError(f"the calibrated quantizer has {self.dim} dimensions, data has {dim}")
+            raise DimensionMismatchError(
+                f"the calibrated quantizer has {self.dim} dimensions, data has {dim}"
+            )
 
     def quantize(self, x: ArrayLike) -> NDArray[np.uint8]:
         """uint8 codes of ``x`` (float ``(n, dim)`` or ``(dim,)``); NaN is an error."""
@@ -186,7 +189,9 @@ class CalibratedQuantizer:
         self.check_dim(rows.shape[1])
         _reject_nan(rows)
         inv = (np.float32(255.0) / (self.high - self.low)).astype(np.float32)
-        codes = np.clip(np.rint((rows - self.low) * inv), 0, 255).astype(np.uint8)
+        with np.errstate(over="ignore"):  # overflow to +-inf saturates, as in the kernel
+            scaled = np.rint((rows - self.low) * inv)
+        codes = np.clip(scaled, 0, 255).astype(np.uint8)
         return codes[0] if single else codes
 
     def dequantize(self, codes: ArrayLike) -> NDArray[np.float32]:
@@ -204,7 +209,9 @@ def _reject_nan(rows: NDArray[np.float32]) -> None:
     nan = np.isnan(rows)
     if nan.any():
         r, d = (int(i) for i in np.argwhere(nan)[0])
-        raise InvalidArgumentError(f"invalid argument: NaN at row {r}, dimension {d}: embeddings must be numbers")
+        raise InvalidArgumentError(
+            f"invalid argument: NaN at row {r}, dimension {d}: embeddings must be numbers"
+        )
 
 
 def quantizer_from_params(params: Mapping[str, Any]) -> FixedRangeQuantizer | CalibratedQuantizer:

@@ -4,9 +4,9 @@ K centres drawn uniformly on the unit sphere in ``dim`` dimensions; each point i
 ``normalise(centre + noise * standard_normal)`` for a uniformly drawn centre, whose index is the
 point's label; codes are quantized with the paper's fixed range.
 
-Points are generated in fixed blocks of :data:`BLOCK_ROWS`, each from its own seed, so the data
-is the same whatever chunking a consumer uses, and the first m points of a catalog of n are the
-m points of a catalog of m.
+Points are generated in fixed blocks of :data:`BLOCK_ROWS`, labels and noise each from their own
+seeded stream, so the data is the same whatever chunking a consumer uses, and the first m points
+of a catalog of n are the m points of a catalog of m.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ def embeddings(
     centre = centres(k, dim, seed)
     for block, start in enumerate(range(0, n, BLOCK_ROWS)):
         rows = min(BLOCK_ROWS, n - start)
-        rng = np.random.default_rng([seed, block + 1])
-        labels = rng.integers(0, k, size=rows, dtype=np.int32)
-        points = centre[labels] + np.float32(noise) * rng.standard_normal((rows, dim), dtype=np.float32)
+        labels = _block_labels(seed, block, rows, k)
+        gauss = np.random.default_rng([seed, block + 1, 1]).standard_normal((rows, dim), dtype=np.float32)
+        points = centre[labels] + np.float32(noise) * gauss
         points /= np.linalg.norm(points, axis=1, keepdims=True)
         yield points, labels
 
@@ -96,14 +96,16 @@ def make_catalog(
 
 
 def labels(n: int, *, k: int = 1000, seed: int = 0) -> NDArray[np.int32]:
-    """The labels of the first ``n`` points, without generating the points.
-
-    Each block draws its labels first, so replaying only that draw gives the same values.
-    """
+    """The labels of the first ``n`` points, without generating the points."""
     if n < 0:
         raise InvalidArgumentError(f"n must be >= 0, got {n}")
     blocks = [
-        np.random.default_rng([seed, block + 1]).integers(0, k, size=min(BLOCK_ROWS, n - start), dtype=np.int32)
+        _block_labels(seed, block, min(BLOCK_ROWS, n - start), k)
         for block, start in enumerate(range(0, n, BLOCK_ROWS))
     ]
     return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int32)
+
+
+def _block_labels(seed: int, block: int, rows: int, k: int) -> NDArray[np.int32]:
+    """The labels of one block: their own stream, so they can be replayed without the points."""
+    return np.random.default_rng([seed, block + 1, 0]).integers(0, k, size=rows, dtype=np.int32)

@@ -1,0 +1,26 @@
+"""The exception tree: one root, public names, the same classes from Rust and Python."""
+
+from __future__ import annotations
+
+import clipbranches
+from clipbranches import _core, exceptions
+
+
+def test_every_exception_derives_from_the_root_and_has_its_public_name() -> None:
+    for name in exceptions.__all__:
+        cls = getattr(exceptions, name)
+        assert issubclass(cls, clipbranches.ClipBranchesError)
+        assert cls.__module__ == "clipbranches.exceptions"
+        assert getattr(clipbranches, name) is cls is getattr(_core, name)
+
+
+def test_catalog_errors_group_under_catalog_error() -> None:
+    for cls in (
+        exceptions.CatalogNotFoundError,
+        exceptions.CatalogExistsError,
+        exceptions.CatalogFormatError,
+        exceptions.ChecksumError,
+        exceptions.CatalogIOError,
+    ):
+        assert issubclass(cls, exceptions.CatalogError)
+    assert not issubclass(exceptions.InvalidArgumentError, exceptions.CatalogError)

@@ -1,0 +1,15 @@
+"""`import clipbranches` stays light: no torch, open_clip or textual until a module needs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ["torch", "open_clip", "textual", "torchvision", "sklearn"]
+
+
+def test_import_does_not_pull_heavy_dependencies() -> None:
+    code = f"import json, sys, clipbranches; print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert json.loads(out) == []
