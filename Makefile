@@ -72,10 +72,16 @@ wheel-check: wheel ## Install the wheel into a throwaway venv and use it from ou
 
 # --- fuzzing, benchmarks, demo ---------------------------------------------------------------
 
-fuzz: ## Fuzz the manifest parser for FUZZ_SECONDS (installs cargo-fuzz into target/tools)
+FUZZ_TARGETS := manifest open_catalog
+# cargo-fuzz needs nightly-only flags; RUSTC_BOOTSTRAP lets the one stable toolchain accept them.
+fuzz: ## Fuzz every parser of on-disk bytes for FUZZ_SECONDS each (installs cargo-fuzz into target/tools)
 	@test -x target/tools/bin/cargo-fuzz || cargo install --locked --quiet --root target/tools cargo-fuzz
-	cd rust/store && RUSTC_BOOTSTRAP=1 $(CURDIR)/target/tools/bin/cargo-fuzz run manifest -- \
-	  -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | tail -n 25
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p rust/store/fuzz/corpus/$$t && cp -n rust/store/fuzz/seeds/$$t/* rust/store/fuzz/corpus/$$t/; \
+	  echo "== fuzz target $$t, $(FUZZ_SECONDS) s"; \
+	  (cd rust/store && RUSTC_BOOTSTRAP=1 $(CURDIR)/target/tools/bin/cargo-fuzz run $$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | grep -E 'stat::number_of_executed_units|stat::new_units_added|Done|ERROR|panicked|SUMMARY'); \
+	done
 
 bench: $(STAMPS)/develop ## Print the store benchmark table (BENCH_ARGS=--large for 100M items)
 	$(PY) benchmarks/store.py $(BENCH_ARGS)
