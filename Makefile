@@ -7,7 +7,8 @@ MAKEFLAGS += --no-print-directory
 PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
-STAMPS := .stamps
+# Stamps live inside the venv: deleting .venv resets every set-up step with it.
+STAMPS := $(VENV)/.stamps
 # The venv's tools come first, so maturin builds against (and installs into) the venv.
 export PATH := $(VENV)/bin:$(PATH)
 export VIRTUAL_ENV := $(VENV)
@@ -92,4 +93,4 @@ demo: ## The demo (arrives with issue 8; for now it says so)
 	@exit 2
 
 clean: ## Remove build outputs, the venv and stamps
-	rm -rf target dist $(VENV) $(STAMPS)
+	rm -rf target dist $(VENV)

@@ -124,13 +124,19 @@ class Catalog:
         if dim is not None and dim != width:
             raise DimensionMismatchError(f"codes have {width} columns but dim={dim} was given")
         quantizer.check_dim(width)
+        # With all codes in hand, check the items before writing anything; a stream's length is
+        # known only at its end.
+        table = _prepare_items(items, len(codes)) if isinstance(codes, np.ndarray) else None
+        if items is not None and not isinstance(items, pl.DataFrame):
+            raise InvalidArgumentError(f"items must be a polars DataFrame or None, got {type(items).__name__}")
         writer = _core.CatalogWriter(os.fspath(path), width, overwrite)
         try:
             if first is not None:
                 writer.append(first)
             for chunk in chunks:
                 writer.append(_check_chunk(chunk, width))
-            table = _prepare_items(items, writer.count)
+            if table is None:
+                table = _prepare_items(items, writer.count)
             table.write_parquet(Path(writer.staging_dir) / "items.parquet")
             writer.finish(meta)
         except BaseException:

@@ -198,3 +198,10 @@ def test_all_errors_share_the_root(tmp_path: Path) -> None:
     (tmp_path / "half" / "manifest.json").write_text(manifest)
     with pytest.raises(CatalogFormatError, match="version"):
         Catalog.open(tmp_path / "half")
+
+
+def test_items_that_do_not_match_a_stream_are_caught_at_its_end(tmp_path: Path) -> None:
+    stream = (np.zeros((3, 8), np.uint8) for _ in range(4))
+    with pytest.raises(DimensionMismatchError, match="items has 5 rows but there are 12 codes"):
+        Catalog.create(tmp_path / "cat", stream, pl.DataFrame({"id": range(5)}))
+    assert list(tmp_path.iterdir()) == []
