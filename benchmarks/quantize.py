@@ -32,9 +32,7 @@ def top_k_codes(codes: NDArray[np.uint8], q: NDArray[np.uint8]) -> NDArray[np.in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--queries", type=int, default=500)
     args = parser.parse_args()
@@ -49,9 +47,7 @@ def main() -> None:
         ("calibrated, 0.1% quantiles", CalibratedQuantizer.fit(sample, quantile=0.001)),
         ("calibrated, 1% quantiles", CalibratedQuantizer.fit(sample, quantile=0.01)),
     ]
-    print(
-        f"quantizers on {args.n:,} synthetic points (32 dims, K=1000, noise 0.18), {args.queries} queries\n"
-    )
+    print(f"quantizers on {args.n:,} synthetic points (32 dims, K=1000, noise 0.18), {args.queries} queries\n")
     print(f"| {'quantizer':<34} | levels used | mean abs err | recall@{K} | quantize MB/s")
     print(f"|{'-' * 36}|-------------|--------------|-----------|--------------")
     for name, quantizer in candidates:

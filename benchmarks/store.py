@@ -79,14 +79,10 @@ def chunks_of(codes: NDArray[np.uint8]) -> Iterator[NDArray[np.uint8]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=10_000_000, help="number of items (default 10M)")
     parser.add_argument("--large", action="store_true", help="100M items")
-    parser.add_argument(
-        "--dir", type=Path, default=None, help="where to write the catalog (default: a temp dir)"
-    )
+    parser.add_argument("--dir", type=Path, default=None, help="where to write the catalog (default: a temp dir)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per scan (median reported)")
     args = parser.parse_args()
     n = 100_000_000 if args.large else args.n

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from clipbranches import _core
 from clipbranches.exceptions import CatalogFormatError, DimensionMismatchError, InvalidArgumentError
-from clipbranches.quantize import FixedRangeQuantizer, Quantizer, quantizer_from_params
+from clipbranches.quantize import CalibratedQuantizer, FixedRangeQuantizer, Quantizer, quantizer_from_params
 
 __all__ = ["ITEM_COLUMNS", "Catalog"]
 
@@ -126,9 +126,9 @@ class Catalog:
         quantizer.check_dim(width)
         # With all codes in hand, check the items before writing anything; a stream's length is
         # known only at its end.
-        table = _prepare_items(items, len(codes)) if isinstance(codes, np.ndarray) else None
         if items is not None and not isinstance(items, pl.DataFrame):
-            raise InvalidArgumentError(f"items must be a polars DataFrame or None, got {type(items).__name__}")
+            raise InvalidArgumentError(f"items must be a polars DataFrame or None, not {type(items).__name__}")
+        table = _prepare_items(items, len(codes)) if isinstance(codes, np.ndarray) else None
         writer = _core.CatalogWriter(os.fspath(path), width, overwrite)
         try:
             if first is not None:
@@ -163,7 +163,7 @@ class Catalog:
         return json.loads(json.dumps(self._manifest))
 
     @property
-    def quantizer(self) -> FixedRangeQuantizer | Quantizer:
+    def quantizer(self) -> FixedRangeQuantizer | CalibratedQuantizer:
         """The quantizer the codes were made with (use it on queries too)."""
         return quantizer_from_params(self._manifest["quantizer"])
 
@@ -225,9 +225,7 @@ def _code_chunks(codes: CodesInput) -> Iterator[NDArray[np.uint8]]:
     elif isinstance(codes, Iterable) and not isinstance(codes, (str, bytes, Mapping)):
         codes_iter = iter(codes)
     else:
-        raise InvalidArgumentError(
-            f"codes must be a uint8 array or an iterable of them, got {type(codes).__name__}"
-        )
+        raise InvalidArgumentError(f"codes must be a uint8 array or an iterable of them, got {type(codes).__name__}")
     first = next(codes_iter, None)
     if first is None:
         return
@@ -238,9 +236,7 @@ def _code_chunks(codes: CodesInput) -> Iterator[NDArray[np.uint8]]:
 
 def _check_chunk(chunk: object, dim: int | None) -> NDArray[np.uint8]:
     if not isinstance(chunk, np.ndarray):
-        raise InvalidArgumentError(
-            f"a codes chunk is a {type(chunk).__name__}; expected a numpy uint8 array (n, dim)"
-        )
+        raise InvalidArgumentError(f"a codes chunk is a {type(chunk).__name__}; expected a numpy uint8 array (n, dim)")
     if chunk.dtype != np.uint8:
         raise InvalidArgumentError(
             f"codes have dtype {chunk.dtype}; expected uint8 "
@@ -255,14 +251,10 @@ def _check_chunk(chunk: object, dim: int | None) -> NDArray[np.uint8]:
     return np.ascontiguousarray(chunk)
 
 
-def _metadata_json(
-    quantizer: Quantizer, encoder: Mapping[str, Any] | None, head: Mapping[str, Any] | None
-) -> str:
+def _metadata_json(quantizer: Quantizer, encoder: Mapping[str, Any] | None, head: Mapping[str, Any] | None) -> str:
     for name, value in (("encoder", encoder), ("head", head)):
         if value is not None and not isinstance(value, Mapping):
-            raise InvalidArgumentError(
-                f"{name} must be a mapping (JSON object) or None, got {type(value).__name__}"
-            )
+            raise InvalidArgumentError(f"{name} must be a mapping (JSON object) or None, got {type(value).__name__}")
     meta = {
         "encoder": dict(encoder) if encoder is not None else None,
         "quantizer": quantizer.params(),
@@ -278,12 +270,8 @@ def _prepare_items(items: pl.DataFrame | None, count: int) -> pl.DataFrame:
     """Validate the items table against the codes and fill in the standard columns."""
     if items is None:
         items = pl.DataFrame({"id": pl.int_range(0, count, dtype=pl.Int64, eager=True)})
-    elif not isinstance(items, pl.DataFrame):
-        raise InvalidArgumentError(f"items must be a polars DataFrame or None, got {type(items).__name__}")
     if items.height != count:
-        raise DimensionMismatchError(
-            f"items has {items.height} rows but there are {count} codes (one row per code)"
-        )
+        raise DimensionMismatchError(f"items has {items.height} rows but there are {count} codes (one row per code)")
     if "id" not in items.columns:
         items = items.with_row_index("id").with_columns(pl.col("id").cast(pl.Int64))
     columns = []

@@ -172,9 +172,7 @@ class CalibratedQuantizer:
     def check_dim(self, dim: int) -> None:
         """Raise :class:`DimensionMismatchError` unless ``dim`` is the fitted one."""
         if dim != self.dim:
-            raise DimensionMismatchError(
-                f"the calibrated quantizer has {self.dim} dimensions, data has {dim}"
-            )
+            raise DimensionMismatchError(f"the calibrated quantizer has {self.dim} dimensions, data has {dim}")
 
     def quantize(self, x: ArrayLike) -> NDArray[np.uint8]:
         """uint8 codes of ``x`` (float ``(n, dim)`` or ``(dim,)``); NaN is an error."""
@@ -209,9 +207,7 @@ def _reject_nan(rows: NDArray[np.float32]) -> None:
     nan = np.isnan(rows)
     if nan.any():
         r, d = (int(i) for i in np.argwhere(nan)[0])
-        raise InvalidArgumentError(
-            f"invalid argument: NaN at row {r}, dimension {d}: embeddings must be numbers"
-        )
+        raise InvalidArgumentError(f"invalid argument: NaN at row {r}, dimension {d}: embeddings must be numbers")
 
 
 def quantizer_from_params(params: Mapping[str, Any]) -> FixedRangeQuantizer | CalibratedQuantizer:

@@ -100,8 +100,7 @@ def labels(n: int, *, k: int = 1000, seed: int = 0) -> NDArray[np.int32]:
     if n < 0:
         raise InvalidArgumentError(f"n must be >= 0, got {n}")
     blocks = [
-        _block_labels(seed, block, min(BLOCK_ROWS, n - start), k)
-        for block, start in enumerate(range(0, n, BLOCK_ROWS))
+        _block_labels(seed, block, min(BLOCK_ROWS, n - start), k) for block, start in enumerate(range(0, n, BLOCK_ROWS))
     ]
     return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int32)
 

@@ -46,9 +46,7 @@ def test_round_trip_of_any_shape_and_chunking(
     assert [p.name for p in root.iterdir()] == ["cat"]
 
 
-def test_codes_are_a_read_only_zero_copy_view_that_keeps_its_owner(
-    catalog: Catalog, codes: np.ndarray
-) -> None:
+def test_codes_are_a_read_only_zero_copy_view_that_keeps_its_owner(catalog: Catalog, codes: np.ndarray) -> None:
     view = catalog.codes
     assert view.dtype == np.uint8
     assert view.shape == (200, 32)
@@ -95,9 +93,7 @@ def test_custom_items_keep_extra_columns_and_get_ids(tmp_path: Path, codes: np.n
 def test_quantizer_and_encoder_are_recorded(tmp_path: Path) -> None:
     x = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
     quantizer = CalibratedQuantizer.fit(x)
-    catalog = Catalog.create(
-        tmp_path / "cat", quantizer.quantize(x), quantizer=quantizer, encoder={"name": "e"}
-    )
+    catalog = Catalog.create(tmp_path / "cat", quantizer.quantize(x), quantizer=quantizer, encoder={"name": "e"})
     restored = Catalog.open(tmp_path / "cat").quantizer
     assert isinstance(restored, CalibratedQuantizer)
     np.testing.assert_array_equal(restored.quantize(x), catalog.codes)

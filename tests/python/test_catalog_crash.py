@@ -32,9 +32,7 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_kill_during_create_keeps_the_old_catalog(
-    tmp_path: Path, catalog: Catalog, codes: np.ndarray
-) -> None:
+def test_kill_during_create_keeps_the_old_catalog(tmp_path: Path, catalog: Catalog, codes: np.ndarray) -> None:
     result = subprocess.run([sys.executable, "-c", CHILD, str(catalog.path)], check=False, timeout=120)
     assert result.returncode == -signal.SIGKILL
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "cat"]

@@ -181,7 +181,10 @@ impl CatalogWriter {
         }
         if exists {
             // After the exchange (or the move aside) the old catalog lives at the staging path.
-            fs::remove_dir_all(&self.staging).map_err(StoreError::io(&self.staging))?;
+            // The new catalog is installed whatever happens here, so a failure to delete the old
+            // one must not report the create as failed; what is left is a hidden staging
+            // directory that the next create of this target sweeps once this process is gone.
+            let _ = fs::remove_dir_all(&self.staging);
         }
         sync_dir(&parent_of(&self.target))
     }
