@@ -118,9 +118,12 @@ class Catalog:
         meta = _metadata_json(quantizer, encoder, head)
         chunks = _code_chunks(codes)
         first = next(chunks, None)
-        if first is None and dim is None:
+        if first is not None:
+            width = int(first.shape[1])
+        elif dim is not None:
+            width = dim
+        else:
             raise InvalidArgumentError("codes are empty: pass dim= to create an empty catalog")
-        width = int(first.shape[1]) if first is not None else int(dim)  # type: ignore[arg-type]
         if dim is not None and dim != width:
             raise DimensionMismatchError(f"codes have {width} columns but dim={dim} was given")
         quantizer.check_dim(width)
@@ -134,7 +137,7 @@ class Catalog:
             if first is not None:
                 writer.append(first)
             for chunk in chunks:
-                writer.append(_check_chunk(chunk, width))
+                writer.append(chunk)
             if table is None:
                 table = _prepare_items(items, writer.count)
             table.write_parquet(Path(writer.staging_dir) / "items.parquet")
@@ -219,7 +222,7 @@ def _read_items(path: Path) -> pl.DataFrame:
 
 
 def _code_chunks(codes: CodesInput) -> Iterator[NDArray[np.uint8]]:
-    """Chunks of codes, each checked; the width comes from the first chunk."""
+    """Chunks of codes, each checked as it comes; the width is the first chunk's."""
     if isinstance(codes, np.ndarray):
         codes_iter: Iterator[Any] = iter((codes,))
     elif isinstance(codes, Iterable) and not isinstance(codes, (str, bytes, Mapping)):
@@ -231,7 +234,8 @@ def _code_chunks(codes: CodesInput) -> Iterator[NDArray[np.uint8]]:
         return
     first = _check_chunk(first, None)
     yield first
-    yield from codes_iter
+    for chunk in codes_iter:
+        yield _check_chunk(chunk, first.shape[1])
 
 
 def _check_chunk(chunk: object, dim: int | None) -> NDArray[np.uint8]:
