@@ -1,0 +1,29 @@
+//! Applying box models to a whole catalog, and nearest-neighbour search over its codes.
+//!
+//! - [`BoxQuery`]: a validated list of axis-aligned boxes (each on a subset of dims, with
+//!   inclusive uint8 bounds and the ensemble member it belongs to).
+//! - [`scan::query`]: the fused scan over the catalog's row-major codes, testing every box per
+//!   item in one pass. It needs no index; it is the fallback and, with [`naive`], the oracle.
+//! - [`BlockIndex`]: items reordered along the leaves of a k-d tree, stored column-major in
+//!   blocks with per-block bounds; a box skips blocks it misses, takes blocks it covers whole,
+//!   and tests the rest with byte-wide SIMD compares. Counts are accumulated per block in cache,
+//!   so no global sort or scattered counter is needed.
+//! - [`topk::nearest`]: exact top-k by squared L2 over the codes, parallel.
+//!
+//! All parallel work runs on the pool of [`pool`], sized by `CLIPBRANCHES_NUM_THREADS`.
+
+mod block_index;
+mod simd;
+mod boxes;
+mod error;
+mod format;
+mod hits;
+pub mod naive;
+pub mod pool;
+pub mod scan;
+pub mod topk;
+
+pub use block_index::{BlockIndex, BuildOptions, DEFAULT_BLOCK_ITEMS};
+pub use boxes::{BoxQuery, BoxSpec};
+pub use error::{IndexError, IndexResult};
+pub use hits::Hits;
