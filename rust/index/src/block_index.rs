@@ -1,17 +1,26 @@
 //! The block index: items in the leaf order of a k-d tree, column-major in fixed-size blocks,
 //! with each block's per-dimension bounds.
 //!
-//! Why this layout (see the closing note of the index issue for the measurements): one tree
-//! over all dims serves boxes on *any* subset of dims, the index costs 36 bytes per item (u32 id
-//! + the code, transposed) instead of one tree per subset, and a partially covered block is
-//! tested with byte-wide compares on contiguous columns, 32 or 64 items per instruction, with
-//! its counters in L1. The tree splits at each node on the dimension of widest spread, at a
+//! Why this layout (the index issue's closing note has the measurements): one tree over all
+//! dims serves boxes on *any* subset of dims; the index costs about 36 bytes per item (a u32
+//! id and the code, transposed) instead of one tree per subset; and a partially covered block
+//! is tested with byte-wide compares on contiguous columns, 32 or 64 items per instruction,
+//! with its counters in L1. The tree splits each node on the dimension of widest spread, at a
 //! multiple of the block size, so every block is exactly one leaf.
+//!
+//! The whole index is one buffer in the file layout of [`crate::format`], owned after a build
+//! and memory-mapped after a load, so both run the same query code.
+
+use std::path::Path;
 
 use rayon::prelude::*;
 
 use crate::boxes::BoxQuery;
 use crate::error::{IndexError, IndexResult};
+use crate::format::{
+    IDS_AT, Layout, Storage, as_u32s, as_u32s_mut, map, read_header, seal, verify_payload, write_atomically,
+    write_header,
+};
 use crate::hits::Hits;
 use crate::pool;
 use crate::simd::multiversion;
@@ -36,22 +45,17 @@ impl Default for BuildOptions {
     }
 }
 
-/// A built block index (owned buffers; see `format` for the file form).
+/// A block index over the codes of one catalog.
 pub struct BlockIndex {
-    pub(crate) dim: usize,
-    pub(crate) count: usize,
-    pub(crate) block_items: usize,
-    /// Catalog row of each position in tree order.
-    pub(crate) ids: Vec<u32>,
-    /// Per block, `dim` lower then `dim` upper bounds.
-    pub(crate) bounds: Vec<u8>,
-    /// Per block, `dim` columns of `block_items` bytes.
-    pub(crate) columns: Vec<u8>,
+    layout: Layout,
+    storage: Storage,
+    codes_checksum: String,
 }
 
 impl BlockIndex {
-    /// Builds the index over row-major `codes` of width `dim`, in parallel.
-    pub fn build(codes: &[u8], dim: usize, options: BuildOptions) -> IndexResult<Self> {
+    /// Builds the index over row-major `codes` of width `dim`, in parallel. `codes_checksum`
+    /// (the catalog's BLAKE3 of `codes.u8`, hex) ties the index to its catalog.
+    pub fn build(codes: &[u8], dim: usize, codes_checksum: &str, options: BuildOptions) -> IndexResult<Self> {
         let b = options.block_items;
         if b == 0 || b % 64 != 0 || b > 1 << 16 {
             return Err(IndexError::InvalidQuery(format!("block_items must be a multiple of 64 up to 65536, got {b}")));
@@ -63,50 +67,110 @@ impl BlockIndex {
         let Ok(count_u32) = u32::try_from(count) else {
             return Err(IndexError::InvalidQuery(format!("{count} items exceed the index's limit of 2^32 - 1")));
         };
-        let mut ids: Vec<u32> = (0..count_u32).collect();
-        pool::install(|| split(codes, dim, b, &mut ids));
-        let n_blocks = count.div_ceil(b);
-        let mut columns = vec![0u8; n_blocks * dim * b];
-        let mut bounds = vec![0u8; n_blocks * 2 * dim];
+        let layout = Layout { dim, count, block_items: b };
+        let mut storage = Storage::zeroed(layout.len());
+        let bytes = storage.bytes_mut();
+        write_header(bytes, layout, codes_checksum)?;
+        let (head, rest) = bytes.split_at_mut(layout.bounds_at());
+        let ids = as_u32s_mut(&mut head[IDS_AT..IDS_AT + count * 4]);
+        for (slot, id) in ids.iter_mut().zip(0..count_u32) {
+            *slot = id;
+        }
+        pool::install(|| split(codes, dim, b, ids));
+        let (bounds, columns) = rest.split_at_mut(layout.columns_at() - layout.bounds_at());
         pool::install(|| {
-            columns.par_chunks_mut(dim * b).zip(bounds.par_chunks_mut(2 * dim)).enumerate().for_each(
-                |(block, (cols, bnd))| {
+            columns
+                .par_chunks_mut(dim * b)
+                .zip(bounds[..layout.blocks() * 2 * dim].par_chunks_mut(2 * dim))
+                .enumerate()
+                .for_each(|(block, (cols, bnd))| {
                     let rows = &ids[block * b..((block + 1) * b).min(count)];
                     fill_block(codes, dim, b, rows, cols, bnd);
-                },
-            );
+                });
         });
-        Ok(Self { dim, count, block_items: b, ids, bounds, columns })
+        seal(storage.bytes_mut());
+        Ok(Self { layout, storage, codes_checksum: codes_checksum.to_string() })
+    }
+
+    /// Writes the index to `path` atomically.
+    pub fn save(&self, path: &Path) -> IndexResult<()> {
+        write_atomically(path, self.storage.bytes())
+    }
+
+    /// Maps the index at `path`, checks its header, its checksum (reads the file once) and
+    /// that it was built for the catalog whose codes checksum is `codes_checksum`.
+    pub fn open(path: &Path, codes_checksum: &str) -> IndexResult<Self> {
+        let map = map(path)?;
+        let (layout, recorded) = read_header(&map, path)?;
+        if recorded != codes_checksum {
+            return Err(IndexError::Stale {
+                path: path.to_path_buf(),
+                expected: codes_checksum.to_string(),
+                found: recorded,
+            });
+        }
+        verify_payload(&map, path)?;
+        Ok(Self { layout, storage: Storage::Mapped(map), codes_checksum: recorded })
+    }
+
+    /// The BLAKE3 of the catalog codes this index was built for.
+    #[must_use]
+    pub fn codes_checksum(&self) -> &str {
+        &self.codes_checksum
+    }
+
+    /// Size of the index in bytes (in memory and on disk).
+    #[must_use]
+    pub fn bytes(&self) -> usize {
+        self.layout.len()
+    }
+
+    fn ids(&self) -> &[u32] {
+        let at = IDS_AT;
+        as_u32s(&self.storage.bytes()[at..at + self.layout.count * 4])
+    }
+
+    fn bounds(&self) -> &[u8] {
+        let at = self.layout.bounds_at();
+        &self.storage.bytes()[at..at + self.layout.blocks() * 2 * self.layout.dim]
+    }
+
+    fn columns(&self) -> &[u8] {
+        &self.storage.bytes()[self.layout.columns_at()..]
     }
 
     /// Code width.
     #[must_use]
     pub fn dim(&self) -> usize {
-        self.dim
+        self.layout.dim
     }
 
     /// Number of items indexed.
     #[must_use]
     pub fn count(&self) -> usize {
-        self.count
+        self.layout.count
     }
 
     /// Items per block.
     #[must_use]
     pub fn block_items(&self) -> usize {
-        self.block_items
+        self.layout.block_items
     }
 
     /// Number of blocks.
     #[must_use]
     pub fn blocks(&self) -> usize {
-        self.count.div_ceil(self.block_items)
+        self.layout.blocks()
     }
 
     /// Applies a box query to every indexed item.
     pub fn query(&self, query: &BoxQuery) -> IndexResult<Hits> {
-        if query.dim() != self.dim {
-            return Err(IndexError::Dimension(format!("the query is for dim {}, the index has {}", query.dim(), self.dim)));
+        if query.dim() != self.dim() {
+            return Err(IndexError::Dimension(format!(
+                "the query is for dim {}, the index has {}",
+                query.dim(),
+                self.dim()
+            )));
         }
         let groups_of: Vec<u32> = query.boxes().iter().map(|b| b.group).collect();
         let n_tasks = self.blocks().div_ceil(BLOCKS_PER_TASK);
@@ -114,7 +178,7 @@ impl BlockIndex {
             (0..n_tasks)
                 .into_par_iter()
                 .map(|task| {
-                    let mut scratch = Scratch::new(self.block_items);
+                    let mut scratch = Scratch::new(self.block_items());
                     let mut out = Vec::new();
                     let first = task * BLOCKS_PER_TASK;
                     for block in first..(first + BLOCKS_PER_TASK).min(self.blocks()) {
@@ -135,10 +199,10 @@ impl BlockIndex {
         s: &mut Scratch,
         out: &mut Vec<(u32, u32, u32)>,
     ) {
-        let (dim, b) = (self.dim, self.block_items);
-        let lo_bound = &self.bounds[block * 2 * dim..block * 2 * dim + dim];
-        let hi_bound = &self.bounds[block * 2 * dim + dim..(block + 1) * 2 * dim];
-        let cols = &self.columns[block * dim * b..(block + 1) * dim * b];
+        let (dim, b) = (self.dim(), self.block_items());
+        let bounds = &self.bounds()[block * 2 * dim..(block + 1) * 2 * dim];
+        let (lo_bound, hi_bound) = bounds.split_at(dim);
+        let cols = &self.columns()[block * dim * b..(block + 1) * dim * b];
         let mut touched = false;
         for (bx, &group) in query.boxes().iter().zip(groups_of) {
             let mut disjoint = false;
@@ -167,11 +231,11 @@ impl BlockIndex {
             accumulate(&s.mask, group, &mut s.counts, &mut s.groups, &mut s.last);
         }
         if touched {
-            let valid = b.min(self.count - block * b);
-            let ids = &self.ids[block * b..block * b + valid];
-            for i in 0..valid {
-                if s.counts[i] > 0 {
-                    out.push((ids[i], s.counts[i], s.groups[i]));
+            let valid = b.min(self.count() - block * b);
+            let ids = &self.ids()[block * b..block * b + valid];
+            for ((&id, &count), &groups) in ids.iter().zip(&s.counts).zip(&s.groups) {
+                if count > 0 {
+                    out.push((id, count, groups));
                 }
             }
         }
@@ -182,8 +246,8 @@ impl BlockIndex {
     fn to_hits(&self, parts: &mut [Vec<(u32, u32, u32)>]) -> Hits {
         let total: usize = parts.iter().map(Vec::len).sum();
         let mut hits = Hits::default();
-        if total * 16 > self.count {
-            let mut dense = vec![(0u32, 0u32); self.count];
+        if total * 16 > self.count() {
+            let mut dense = vec![(0u32, 0u32); self.count()];
             for &(id, c, g) in parts.iter().flatten() {
                 dense[id as usize] = (c, g);
             }

@@ -23,7 +23,9 @@ pub enum IndexError {
         reason: String,
     },
     /// The index was built for another catalog (or another version of this one).
-    #[error("{path}: built for another catalog (codes checksum {found}, this catalog's is {expected}); rebuild the index")]
+    #[error(
+        "{path}: built for another catalog (codes checksum {found}, this catalog's is {expected}); rebuild the index"
+    )]
     Stale {
         /// The index file.
         path: PathBuf,

@@ -13,7 +13,6 @@
 //! All parallel work runs on the pool of [`pool`], sized by `CLIPBRANCHES_NUM_THREADS`.
 
 mod block_index;
-mod simd;
 mod boxes;
 mod error;
 mod format;
@@ -21,6 +20,7 @@ mod hits;
 pub mod naive;
 pub mod pool;
 pub mod scan;
+mod simd;
 pub mod topk;
 
 pub use block_index::{BlockIndex, BuildOptions, DEFAULT_BLOCK_ITEMS};

@@ -1,7 +1,7 @@
 //! The library's own rayon pool.
 //!
 //! Sized by `CLIPBRANCHES_NUM_THREADS` (default: all cores), built on first use. A process that
-//! forks after the pool started (torch's DataLoader does) inherits no worker threads, so the
+//! forks after the pool started (torch's `DataLoader` does) inherits no worker threads, so the
 //! child would wait forever on a pool that is not there: a fork handler marks the child, and
 //! [`install`] then runs the work on the calling thread instead.
 

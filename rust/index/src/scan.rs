@@ -41,8 +41,7 @@ fn scan_rows_body(codes: &[u8], first_row: u64, query: &BoxQuery) -> Hits {
     let boxes = query.boxes();
     // The first constrained dim of each box, tested alone first: most items miss most boxes
     // on their first dim, which saves the full-width test.
-    let first: Vec<(usize, u8, u8)> =
-        boxes.iter().map(|b| (b.dims[0] as usize, b.lo[0], b.hi[0] - b.lo[0])).collect();
+    let first: Vec<(usize, u8, u8)> = boxes.iter().map(|b| (b.dims[0] as usize, b.lo[0], b.hi[0] - b.lo[0])).collect();
     let mut hits = Hits::default();
     for (row, code) in codes.chunks_exact(dim).enumerate() {
         let (mut count, mut groups, mut last_group) = (0u32, 0u32, None);

@@ -3,6 +3,9 @@
 use clipbranches_index::{BlockIndex, BoxQuery, BoxSpec, BuildOptions, naive, scan};
 use proptest::prelude::*;
 
+/// A stand-in catalog checksum.
+const ZERO: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
 /// Clustered random codes, so that blocks get tight bounds and every pruning branch runs.
 fn codes_strategy() -> impl Strategy<Value = (usize, Vec<u8>)> {
     (1usize..12, 0usize..3000, any::<u64>()).prop_map(|(dim, rows, seed)| {
@@ -55,7 +58,12 @@ fn box_strategy(dim: usize) -> impl Strategy<Value = BoxSpec> {
 
 fn case() -> impl Strategy<Value = (usize, Vec<u8>, Vec<BoxSpec>, usize)> {
     codes_strategy().prop_flat_map(|(dim, codes)| {
-        (Just(dim), Just(codes), proptest::collection::vec(box_strategy(dim), 1..40), prop_oneof![Just(64usize), Just(128), Just(512)])
+        (
+            Just(dim),
+            Just(codes),
+            proptest::collection::vec(box_strategy(dim), 1..40),
+            prop_oneof![Just(64usize), Just(128), Just(512)],
+        )
     })
 }
 
@@ -67,7 +75,7 @@ proptest! {
         let query = BoxQuery::new(dim, boxes).unwrap();
         let expected = naive::query(&codes, &query);
         prop_assert_eq!(&scan::query(&codes, &query).unwrap(), &expected);
-        let index = BlockIndex::build(&codes, dim, BuildOptions { block_items }).unwrap();
+        let index = BlockIndex::build(&codes, dim, ZERO, BuildOptions { block_items }).unwrap();
         prop_assert_eq!(&index.query(&query).unwrap(), &expected);
     }
 }
@@ -76,7 +84,7 @@ proptest! {
 fn index_orders_every_item_once() {
     let dim = 3;
     let codes: Vec<u8> = (0..3000u32).flat_map(|i| [(i % 251) as u8, (i % 7) as u8, (i / 13) as u8]).collect();
-    let index = BlockIndex::build(&codes, dim, BuildOptions { block_items: 64 }).unwrap();
+    let index = BlockIndex::build(&codes, dim, ZERO, BuildOptions { block_items: 64 }).unwrap();
     let full = BoxQuery::new(dim, vec![BoxSpec { dims: vec![0], lo: vec![0], hi: vec![255], group: 0 }]).unwrap();
     let hits = index.query(&full).unwrap();
     assert!(hits.ids == (0..3000u64).collect::<Vec<_>>(), "every item once, ascending");
@@ -85,9 +93,9 @@ fn index_orders_every_item_once() {
 
 #[test]
 fn bad_build_options_and_dims_are_errors() {
-    assert!(BlockIndex::build(&[0; 10], 3, BuildOptions::default()).is_err());
-    assert!(BlockIndex::build(&[0; 12], 3, BuildOptions { block_items: 100 }).is_err());
-    let index = BlockIndex::build(&[0; 12], 3, BuildOptions::default()).unwrap();
+    assert!(BlockIndex::build(&[0; 10], 3, ZERO, BuildOptions::default()).is_err());
+    assert!(BlockIndex::build(&[0; 12], 3, ZERO, BuildOptions { block_items: 100 }).is_err());
+    let index = BlockIndex::build(&[0; 12], 3, ZERO, BuildOptions::default()).unwrap();
     let other = BoxQuery::new(4, vec![BoxSpec { dims: vec![0], lo: vec![0], hi: vec![1], group: 0 }]).unwrap();
     assert!(index.query(&other).unwrap_err().to_string().contains("dim 4"));
 }

@@ -2,3 +2,4 @@
 
 mod boxes;
 mod nearest;
+mod persist;

@@ -1,0 +1,93 @@
+//! Saving and loading an index: round trip, and every way a file can be wrong.
+
+use std::fs;
+
+use clipbranches_index::{BlockIndex, BoxQuery, BoxSpec, BuildOptions, IndexError};
+
+const SUM_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const SUM_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+fn built() -> (Vec<u8>, BlockIndex) {
+    let codes: Vec<u8> = (0..5000u32 * 4).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let index = BlockIndex::build(&codes, 4, SUM_A, BuildOptions { block_items: 128 }).unwrap();
+    (codes, index)
+}
+
+fn query() -> BoxQuery {
+    BoxQuery::new(4, vec![BoxSpec { dims: vec![1, 3], lo: vec![10, 50], hi: vec![120, 200], group: 0 }]).unwrap()
+}
+
+#[test]
+fn save_then_open_answers_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index/blocks.cbi");
+    let (_, index) = built();
+    index.save(&path).unwrap();
+    let loaded = BlockIndex::open(&path, SUM_A).unwrap();
+    assert_eq!(loaded.query(&query()).unwrap(), index.query(&query()).unwrap());
+    assert_eq!(fs::metadata(&path).unwrap().len() as usize, index.bytes());
+    assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1, "no temporary file left");
+}
+
+#[test]
+fn an_index_of_another_catalog_is_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blocks.cbi");
+    built().1.save(&path).unwrap();
+    let err = BlockIndex::open(&path, SUM_B).err().unwrap();
+    assert!(matches!(err, IndexError::Stale { .. }), "{err}");
+    assert!(err.to_string().contains("rebuild the index"));
+}
+
+#[test]
+fn corrupt_truncated_and_foreign_files_are_format_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blocks.cbi");
+    built().1.save(&path).unwrap();
+    let good = fs::read(&path).unwrap();
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            {
+                let mut b = good.clone();
+                let n = b.len();
+                b[n - 7] ^= 1;
+                b
+            },
+            "checksum mismatch",
+        ),
+        (
+            {
+                let mut b = good.clone();
+                b[200] ^= 0x80;
+                b
+            },
+            "checksum mismatch",
+        ),
+        (good[..good.len() - 1].to_vec(), "truncated"),
+        (
+            {
+                let mut b = good.clone();
+                b[0] = b'X';
+                b
+            },
+            "bad magic",
+        ),
+        (
+            {
+                let mut b = good.clone();
+                b[8] = 9;
+                b
+            },
+            "version 9 is not supported",
+        ),
+        (b"short".to_vec(), "bad magic"),
+    ];
+    for (bytes, message) in cases {
+        fs::write(&path, &bytes).unwrap();
+        let err = BlockIndex::open(&path, SUM_A).err().unwrap();
+        assert!(matches!(err, IndexError::Format { .. }), "{err}");
+        assert!(err.to_string().contains(message), "{message}: {err}");
+    }
+    fs::remove_file(&path).unwrap();
+    assert!(BlockIndex::open(&path, SUM_A).err().unwrap().to_string().contains("build the index first"));
+}
