@@ -6,6 +6,7 @@ and textual load lazily, in the modules that need them.
 
 from clipbranches import synthetic
 from clipbranches._core import __version__
+from clipbranches.boxes import Box, BoxHits
 from clipbranches.catalog import Catalog
 from clipbranches.exceptions import (
     CatalogError,
@@ -16,8 +17,13 @@ from clipbranches.exceptions import (
     ChecksumError,
     ClipBranchesError,
     DimensionMismatchError,
+    IndexFormatError,
+    IndexNotFoundError,
     InvalidArgumentError,
+    InvalidQueryError,
+    StaleIndexError,
 )
+from clipbranches.index import Index
 from clipbranches.quantize import (
     CalibratedQuantizer,
     FixedRangeQuantizer,
@@ -26,6 +32,8 @@ from clipbranches.quantize import (
 )
 
 __all__ = [
+    "Box",
+    "BoxHits",
     "CalibratedQuantizer",
     "Catalog",
     "CatalogError",
@@ -37,8 +45,13 @@ __all__ = [
     "ClipBranchesError",
     "DimensionMismatchError",
     "FixedRangeQuantizer",
+    "Index",
+    "IndexFormatError",
+    "IndexNotFoundError",
     "InvalidArgumentError",
+    "InvalidQueryError",
     "Quantizer",
+    "StaleIndexError",
     "__version__",
     "quantizer_from_params",
     "synthetic",

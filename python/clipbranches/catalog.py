@@ -9,16 +9,23 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
 from clipbranches import _core
-from clipbranches.exceptions import CatalogFormatError, DimensionMismatchError, InvalidArgumentError
+from clipbranches.boxes import Box, BoxHits
+from clipbranches.exceptions import (
+    CatalogFormatError,
+    DimensionMismatchError,
+    IndexNotFoundError,
+    InvalidArgumentError,
+)
+from clipbranches.index import INDEX_FILE, Index, _csr
 from clipbranches.quantize import CalibratedQuantizer, FixedRangeQuantizer, Quantizer, quantizer_from_params
 
 __all__ = ["ITEM_COLUMNS", "Catalog"]
@@ -53,6 +60,7 @@ class Catalog:
         self._manifest: dict[str, Any] = json.loads(core.manifest_json())
         self._codes: NDArray[np.uint8] | None = None
         self._items: pl.DataFrame | None = None
+        self._index: Index | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Catalog:
@@ -189,6 +197,86 @@ class Catalog:
         if self._items is None:
             self._items = _read_items(self.path / "items.parquet")
         return self._items
+
+    def build_index(self, *, block_items: int = 512) -> Index:
+        """Build the block index of this catalog (in parallel) and save it atomically to
+        ``<catalog>/index/blocks.cbi``, replacing any earlier one.
+
+        Parameters
+        ----------
+        block_items
+            Items per block (k-d tree leaf), a multiple of 64.
+        """
+        core = _core.BlockIndex.build(self.codes, self._codes_checksum, block_items)
+        core.save(self.path / INDEX_FILE)
+        self._index = Index(core)
+        return self._index
+
+    @property
+    def has_index(self) -> bool:
+        """Whether an index file exists (it may still be stale or corrupt)."""
+        return self._index is not None or (self.path / INDEX_FILE).is_file()
+
+    @property
+    def index(self) -> Index:
+        """The catalog's index, opened on first access (header and checksum checked).
+
+        Raises
+        ------
+        IndexNotFoundError, IndexFormatError, StaleIndexError
+        """
+        if self._index is None:
+            path = self.path / INDEX_FILE
+            if not path.is_file():
+                raise IndexNotFoundError(f"{self.path}: no index yet; build it with catalog.build_index()")
+            self._index = Index(_core.BlockIndex.open(path, self._codes_checksum))
+        return self._index
+
+    def query_boxes(self, boxes: Sequence[Box], *, method: Literal["auto", "index", "scan"] = "auto") -> BoxHits:
+        """Every item inside at least one of ``boxes``: ``(ids, box_counts, group_counts)``.
+
+        ``method="index"`` uses the block index, ``"scan"`` the fused scan of the codes (no
+        index needed), ``"auto"`` the index when the catalog has one. Both give the same answer.
+        """
+        if method not in ("auto", "index", "scan"):
+            raise InvalidArgumentError(f"method must be 'auto', 'index' or 'scan', got {method!r}")
+        if method == "index" or (method == "auto" and self.has_index):
+            return self.index.query_boxes(boxes)
+        ids, box_counts, group_counts = _core.scan_boxes(self.codes, _csr(boxes))
+        return BoxHits(ids.astype(np.int64), box_counts, group_counts)
+
+    def nearest(self, query_codes: NDArray[np.uint8], k: int = 60) -> tuple[NDArray[np.uint32], NDArray[np.int64]]:
+        """Exact k nearest items by squared L2 over the codes, ties by smaller id.
+
+        Parameters
+        ----------
+        query_codes
+            uint8 ``(m, dim)`` or ``(dim,)``, quantized like the catalog (``catalog.quantizer``).
+        k
+            Neighbours per query; fewer if the catalog is smaller.
+
+        Returns
+        -------
+        distances : uint32 ``(m, k)``, ids : int64 ``(m, k)``, nearest first.
+        """
+        queries = np.asarray(query_codes)
+        if queries.dtype != np.uint8:
+            raise InvalidArgumentError(f"query codes must be uint8 (quantize first), got {queries.dtype}")
+        queries = np.ascontiguousarray(queries.reshape(1, -1) if queries.ndim == 1 else queries)
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise DimensionMismatchError(f"query codes have shape {queries.shape}; the catalog has dim {self.dim}")
+        if k < 1:
+            raise InvalidArgumentError(f"k must be at least 1, got {k}")
+        k = min(k, len(self))
+        if k == 0:
+            return np.zeros((len(queries), 0), np.uint32), np.zeros((len(queries), 0), np.int64)
+        distances, ids = _core.nearest(self.codes, queries, k)
+        return distances, ids.astype(np.int64)
+
+    @property
+    def _codes_checksum(self) -> str:
+        checksum: str = self._manifest["files"]["codes.u8"]["blake3"]
+        return checksum
 
     def verify(self) -> None:
         """Checksum every data file against the manifest (reads the whole catalog).

@@ -11,9 +11,13 @@ same types; this module is their public home.
     │   ├── CatalogExistsError      the target exists and overwrite was not requested
     │   ├── CatalogFormatError      a file is missing, truncated or in an unsupported format
     │   ├── ChecksumError           a data file does not match its recorded checksum
-    │   └── CatalogIOError          the operating system refused a read or write
+    │   ├── CatalogIOError          the operating system refused a read or write
+    │   ├── IndexNotFoundError      no index built yet (catalog.build_index())
+    │   ├── IndexFormatError        an index file is truncated, corrupt or of another version
+    │   └── StaleIndexError         the index belongs to another catalog (or another version)
     ├── DimensionMismatchError      data whose shape does not fit
     └── InvalidArgumentError        an argument that cannot be right (dtype, parameter)
+        └── InvalidQueryError       a box query that cannot be right (lo > hi, bad dims, no boxes)
 """
 
 from clipbranches._core import (
@@ -25,7 +29,11 @@ from clipbranches._core import (
     ChecksumError,
     ClipBranchesError,
     DimensionMismatchError,
+    IndexFormatError,
+    IndexNotFoundError,
     InvalidArgumentError,
+    InvalidQueryError,
+    StaleIndexError,
 )
 
 __all__ = [
@@ -37,5 +45,9 @@ __all__ = [
     "ChecksumError",
     "ClipBranchesError",
     "DimensionMismatchError",
+    "IndexFormatError",
+    "IndexNotFoundError",
     "InvalidArgumentError",
+    "InvalidQueryError",
+    "StaleIndexError",
 ]

@@ -3,6 +3,7 @@
 //! The classes carry `__module__ = "clipbranches.exceptions"`, where the package re-exports
 //! them, so tracebacks show the public name.
 
+use clipbranches_index::IndexError;
 use clipbranches_store::StoreError;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -63,6 +64,31 @@ create_exception!(
     "An argument that cannot be right (wrong dtype, bad parameter)."
 );
 
+create_exception!(
+    clipbranches.exceptions,
+    IndexNotFoundError,
+    CatalogError,
+    "The catalog has no index yet: build it with catalog.build_index()."
+);
+create_exception!(
+    clipbranches.exceptions,
+    IndexFormatError,
+    CatalogError,
+    "An index file is truncated, corrupt or of an unsupported version."
+);
+create_exception!(
+    clipbranches.exceptions,
+    StaleIndexError,
+    CatalogError,
+    "The index was built for another catalog (or another version of it)."
+);
+create_exception!(
+    clipbranches.exceptions,
+    InvalidQueryError,
+    InvalidArgumentError,
+    "A box query that cannot be right (lo > hi, dims out of range, no boxes)."
+);
+
 /// Adds the exception classes to the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -73,21 +99,51 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CatalogFormatError", py.get_type::<CatalogFormatError>())?;
     m.add("ChecksumError", py.get_type::<ChecksumError>())?;
     m.add("CatalogIOError", py.get_type::<CatalogIOError>())?;
+    m.add("IndexNotFoundError", py.get_type::<IndexNotFoundError>())?;
+    m.add("IndexFormatError", py.get_type::<IndexFormatError>())?;
+    m.add("StaleIndexError", py.get_type::<StaleIndexError>())?;
     m.add("DimensionMismatchError", py.get_type::<DimensionMismatchError>())?;
+    m.add("InvalidQueryError", py.get_type::<InvalidQueryError>())?;
     m.add("InvalidArgumentError", py.get_type::<InvalidArgumentError>())?;
     Ok(())
 }
 
-/// Maps a store error to its Python exception, keeping the message.
-pub(crate) fn to_pyerr(err: StoreError) -> PyErr {
-    let message = err.to_string();
-    match err {
-        StoreError::NotFound { .. } => CatalogNotFoundError::new_err(message),
-        StoreError::AlreadyExists { .. } => CatalogExistsError::new_err(message),
-        StoreError::Format { .. } => CatalogFormatError::new_err(message),
-        StoreError::Checksum { .. } => ChecksumError::new_err(message),
-        StoreError::Dimension { .. } => DimensionMismatchError::new_err(message),
-        StoreError::InvalidArgument(_) => InvalidArgumentError::new_err(message),
-        StoreError::Io { .. } => CatalogIOError::new_err(message),
+/// Errors of the pure crates, mapped to their Python exceptions (message kept).
+pub(crate) trait ToPyErr {
+    /// The Python exception for this error.
+    fn to_pyerr(self) -> PyErr;
+}
+
+impl ToPyErr for StoreError {
+    fn to_pyerr(self) -> PyErr {
+        let message = self.to_string();
+        match self {
+            StoreError::NotFound { .. } => CatalogNotFoundError::new_err(message),
+            StoreError::AlreadyExists { .. } => CatalogExistsError::new_err(message),
+            StoreError::Format { .. } => CatalogFormatError::new_err(message),
+            StoreError::Checksum { .. } => ChecksumError::new_err(message),
+            StoreError::Dimension { .. } => DimensionMismatchError::new_err(message),
+            StoreError::InvalidArgument(_) => InvalidArgumentError::new_err(message),
+            StoreError::Io { .. } => CatalogIOError::new_err(message),
+        }
     }
+}
+
+impl ToPyErr for IndexError {
+    fn to_pyerr(self) -> PyErr {
+        let message = self.to_string();
+        match self {
+            IndexError::InvalidQuery(_) => InvalidQueryError::new_err(message),
+            IndexError::Dimension(_) => DimensionMismatchError::new_err(message),
+            IndexError::Format { .. } => IndexFormatError::new_err(message),
+            IndexError::Stale { .. } => StaleIndexError::new_err(message),
+            IndexError::Store(e) => e.to_pyerr(),
+            IndexError::Io { .. } => CatalogIOError::new_err(message),
+        }
+    }
+}
+
+/// Maps a store error to its Python exception (shorthand for `map_err`).
+pub(crate) fn to_pyerr(err: StoreError) -> PyErr {
+    err.to_pyerr()
 }

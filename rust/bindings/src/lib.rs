@@ -10,6 +10,7 @@
 
 mod catalog;
 mod errors;
+mod index;
 mod quantize;
 mod writer;
 
@@ -22,6 +23,8 @@ mod _core {
 
     #[pymodule_export]
     use crate::catalog::PyCatalog;
+    #[pymodule_export]
+    use crate::index::{PyBlockIndex, nearest, scan_boxes};
     #[pymodule_export]
     use crate::quantize::{quantize_calibrated, quantize_fixed};
     #[pymodule_export]
@@ -38,12 +41,13 @@ mod _core {
 ///
 /// Every long call goes through here so that other Python threads (the TUI's event loop)
 /// keep running while Rust works, and a pending `KeyboardInterrupt` surfaces right after.
-pub(crate) fn detached<T, F>(py: Python<'_>, work: F) -> PyResult<T>
+pub(crate) fn detached<T, E, F>(py: Python<'_>, work: F) -> PyResult<T>
 where
-    F: FnOnce() -> clipbranches_store::StoreResult<T> + Send,
+    F: FnOnce() -> Result<T, E> + Send,
     T: Send,
+    E: errors::ToPyErr + Send,
 {
-    let result = py.detach(work).map_err(errors::to_pyerr);
+    let result = py.detach(work).map_err(errors::ToPyErr::to_pyerr);
     py.check_signals()?;
     result
 }

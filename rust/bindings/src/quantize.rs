@@ -21,7 +21,7 @@ fn run<'py>(
     let codes = detached(py, || {
         let mut out = vec![0u8; values.len()];
         params.quantize_into(values, dim, &mut out)?;
-        Ok(out)
+        Ok::<_, clipbranches_store::StoreError>(out)
     })?;
     let array = Array2::from_shape_vec((rows, dim), codes).expect("output has rows * dim bytes");
     Ok(array.into_pyarray(py))

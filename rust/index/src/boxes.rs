@@ -50,6 +50,42 @@ impl BoxQuery {
         Ok(Self { dim, boxes, full_lo, full_width })
     }
 
+    /// Builds a query from the compressed form that crosses the Python boundary: box `i` has
+    /// dims `dims[offsets[i]..offsets[i + 1]]` with the bounds at the same positions of `lo`
+    /// and `hi`, and group `groups[i]`.
+    pub fn from_csr(
+        dim: usize,
+        offsets: &[i64],
+        dims: &[u16],
+        lo: &[u8],
+        hi: &[u8],
+        groups: &[u32],
+    ) -> IndexResult<Self> {
+        let bad = |what: String| Err(IndexError::InvalidQuery(what));
+        if offsets.len() != groups.len() + 1 {
+            return bad(format!("{} offsets for {} boxes (need one more than boxes)", offsets.len(), groups.len()));
+        }
+        if lo.len() != dims.len() || hi.len() != dims.len() {
+            return bad(format!("{} dims but {} lower and {} upper bounds", dims.len(), lo.len(), hi.len()));
+        }
+        let mut boxes = Vec::with_capacity(groups.len());
+        for (i, (w, &group)) in offsets.windows(2).zip(groups).enumerate() {
+            let (Ok(start), Ok(end)) = (usize::try_from(w[0]), usize::try_from(w[1])) else {
+                return bad(format!("box {i}: negative offset"));
+            };
+            if start > end || end > dims.len() {
+                return bad(format!("box {i}: offsets {start}..{end} do not lie within the {} dims", dims.len()));
+            }
+            boxes.push(BoxSpec {
+                dims: dims[start..end].to_vec(),
+                lo: lo[start..end].to_vec(),
+                hi: hi[start..end].to_vec(),
+                group,
+            });
+        }
+        Self::new(dim, boxes)
+    }
+
     /// Code width the query was validated for.
     #[must_use]
     pub fn dim(&self) -> usize {

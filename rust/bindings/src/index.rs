@@ -1,0 +1,164 @@
+//! `_core.BlockIndex`, `_core.scan_boxes` and `_core.nearest`: box queries and top-k.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clipbranches_index::{BlockIndex, BoxQuery, BuildOptions, Hits, IndexError, scan, topk};
+use numpy::ndarray::Array2;
+use numpy::{Element, IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+
+use crate::detached;
+use crate::errors::ToPyErr;
+
+/// `(ids, box_counts, group_counts)` as numpy arrays.
+type HitArrays<'py> = (Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u32>>);
+
+/// `(distances, ids)` of a top-k search.
+type Neighbours<'py> = (Bound<'py, PyArray2<u32>>, Bound<'py, PyArray2<u64>>);
+
+/// Boxes in the compressed form the Python facade sends (see `BoxQuery::from_csr`).
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+pub struct CsrBoxes<'py> {
+    offsets: PyReadonlyArray1<'py, i64>,
+    dims: PyReadonlyArray1<'py, u16>,
+    lo: PyReadonlyArray1<'py, u8>,
+    hi: PyReadonlyArray1<'py, u8>,
+    groups: PyReadonlyArray1<'py, u32>,
+}
+
+impl CsrBoxes<'_> {
+    fn query(&self, dim: usize) -> PyResult<BoxQuery> {
+        BoxQuery::from_csr(
+            dim,
+            contiguous(&self.offsets)?,
+            contiguous(&self.dims)?,
+            contiguous(&self.lo)?,
+            contiguous(&self.hi)?,
+            contiguous(&self.groups)?,
+        )
+        .map_err(ToPyErr::to_pyerr)
+    }
+}
+
+fn contiguous<'a, T: Element>(array: &'a PyReadonlyArray1<'_, T>) -> PyResult<&'a [T]> {
+    array.as_slice().map_err(|_| IndexError::InvalidQuery("box arrays must be contiguous".into()).to_pyerr())
+}
+
+fn codes_slice<'a>(codes: &'a PyReadonlyArray2<'_, u8>) -> PyResult<&'a [u8]> {
+    codes.as_slice().map_err(|_| IndexError::InvalidQuery("codes must be C-contiguous".into()).to_pyerr())
+}
+
+fn hit_arrays(py: Python<'_>, hits: Hits) -> HitArrays<'_> {
+    (hits.ids.into_pyarray(py), hits.box_counts.into_pyarray(py), hits.group_counts.into_pyarray(py))
+}
+
+/// A block index over a catalog's codes (the state behind `clipbranches.Index`).
+#[pyclass(name = "BlockIndex", module = "clipbranches._core", frozen)]
+pub struct PyBlockIndex {
+    inner: Arc<BlockIndex>,
+}
+
+#[pymethods]
+impl PyBlockIndex {
+    /// Builds an index over `(n, dim)` uint8 codes (in parallel, interpreter released).
+    #[staticmethod]
+    // The default is clipbranches_index::DEFAULT_BLOCK_ITEMS, spelled out so Python sees it.
+    #[pyo3(signature = (codes, codes_checksum, block_items = 512))]
+    fn build(
+        py: Python<'_>,
+        codes: PyReadonlyArray2<'_, u8>,
+        codes_checksum: &str,
+        block_items: usize,
+    ) -> PyResult<Self> {
+        let dim = codes.shape()[1];
+        let bytes = codes_slice(&codes)?;
+        let inner = detached(py, || BlockIndex::build(bytes, dim, codes_checksum, BuildOptions { block_items }))?;
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// Maps the index file at `path`, checking it and that it belongs to `codes_checksum`.
+    #[staticmethod]
+    fn open(py: Python<'_>, path: PathBuf, codes_checksum: &str) -> PyResult<Self> {
+        let inner = detached(py, || BlockIndex::open(&path, codes_checksum))?;
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// Writes the index to `path` atomically.
+    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        detached(py, || self.inner.save(&path))
+    }
+
+    /// Number of items indexed.
+    #[getter]
+    fn count(&self) -> usize {
+        self.inner.count()
+    }
+
+    /// Code width.
+    #[getter]
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+
+    /// Items per block.
+    #[getter]
+    fn block_items(&self) -> usize {
+        self.inner.block_items()
+    }
+
+    /// Size in bytes.
+    #[getter]
+    fn nbytes(&self) -> usize {
+        self.inner.bytes()
+    }
+
+    /// BLAKE3 of the catalog codes the index was built for.
+    #[getter]
+    fn codes_checksum(&self) -> String {
+        self.inner.codes_checksum().to_string()
+    }
+
+    /// Every item inside at least one box: `(ids, box_counts, group_counts)`, ids ascending.
+    fn query_boxes<'py>(&self, py: Python<'py>, boxes: CsrBoxes<'py>) -> PyResult<HitArrays<'py>> {
+        let query = boxes.query(self.inner.dim())?;
+        let hits = detached(py, || self.inner.query(&query))?;
+        Ok(hit_arrays(py, hits))
+    }
+}
+
+/// The fused scan of row-major `(n, dim)` codes: same answer as `BlockIndex.query_boxes`.
+#[pyfunction]
+pub fn scan_boxes<'py>(
+    py: Python<'py>,
+    codes: PyReadonlyArray2<'py, u8>,
+    boxes: CsrBoxes<'py>,
+) -> PyResult<HitArrays<'py>> {
+    let query = boxes.query(codes.shape()[1])?;
+    let bytes = codes_slice(&codes)?;
+    let hits = detached(py, || scan::query(bytes, &query))?;
+    Ok(hit_arrays(py, hits))
+}
+
+/// Exact top-`k` by squared L2: `(distances uint32 (m, k), ids uint64 (m, k))`.
+#[pyfunction]
+pub fn nearest<'py>(
+    py: Python<'py>,
+    codes: PyReadonlyArray2<'py, u8>,
+    queries: PyReadonlyArray2<'py, u8>,
+    k: usize,
+) -> PyResult<Neighbours<'py>> {
+    let dim = codes.shape()[1];
+    if queries.shape()[1] != dim {
+        return Err(
+            IndexError::Dimension(format!("queries have {} columns, the codes {dim}", queries.shape()[1])).to_pyerr()
+        );
+    }
+    let m = queries.shape()[0];
+    let (bytes, q) = (codes_slice(&codes)?, codes_slice(&queries)?);
+    let (d, ids) = detached(py, || topk::nearest(bytes, dim, q, k))?;
+    let d = Array2::from_shape_vec((m, k), d).expect("m x k distances");
+    let ids = Array2::from_shape_vec((m, k), ids).expect("m x k ids");
+    Ok((d.into_pyarray(py), ids.into_pyarray(py)))
+}
