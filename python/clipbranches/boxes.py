@@ -39,7 +39,10 @@ class Box:
 
 
 class BoxHits(NamedTuple):
-    """Every item inside at least one box, ids ascending.
+    """Every item inside at least one box.
+
+    Ids come ascending from the scan and in index (k-d tree leaf) order from the index: both
+    deterministic; ``np.argsort(hits.ids)`` gives catalog order.
 
     Attributes
     ----------

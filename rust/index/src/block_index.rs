@@ -163,7 +163,8 @@ impl BlockIndex {
         self.layout.blocks()
     }
 
-    /// Applies a box query to every indexed item.
+    /// Applies a box query to every indexed item. Hits come in index (tree) order, which is
+    /// deterministic for a given index; sort them if you need catalog order.
     pub fn query(&self, query: &BoxQuery) -> IndexResult<Hits> {
         if query.dim() != self.dim() {
             return Err(IndexError::Dimension(format!(
@@ -172,39 +173,33 @@ impl BlockIndex {
                 self.dim()
             )));
         }
-        let groups_of: Vec<u32> = query.boxes().iter().map(|b| b.group).collect();
         let n_tasks = self.blocks().div_ceil(BLOCKS_PER_TASK);
-        let mut parts: Vec<Vec<(u32, u32, u32)>> = pool::install(|| {
+        let parts: Vec<Hits> = pool::install(|| {
             (0..n_tasks)
                 .into_par_iter()
                 .map(|task| {
                     let mut scratch = Scratch::new(self.block_items());
-                    let mut out = Vec::new();
+                    let mut out = Hits::default();
                     let first = task * BLOCKS_PER_TASK;
                     for block in first..(first + BLOCKS_PER_TASK).min(self.blocks()) {
-                        self.query_block(block, query, &groups_of, &mut scratch, &mut out);
+                        self.query_block(block, query, &mut scratch, &mut out);
                     }
                     out
                 })
                 .collect()
         });
-        Ok(self.to_hits(&mut parts))
+        Ok(pool::install(|| Hits::concat(parts)))
     }
 
-    fn query_block(
-        &self,
-        block: usize,
-        query: &BoxQuery,
-        groups_of: &[u32],
-        s: &mut Scratch,
-        out: &mut Vec<(u32, u32, u32)>,
-    ) {
+    fn query_block(&self, block: usize, query: &BoxQuery, s: &mut Scratch, out: &mut Hits) {
         let (dim, b) = (self.dim(), self.block_items());
         let bounds = &self.bounds()[block * 2 * dim..(block + 1) * 2 * dim];
         let (lo_bound, hi_bound) = bounds.split_at(dim);
         let cols = &self.columns()[block * dim * b..(block + 1) * dim * b];
         let mut touched = false;
-        for (bx, &group) in query.boxes().iter().zip(groups_of) {
+        let mut group = None;
+        let mut boxes_in_group = 0u32;
+        for bx in query.boxes() {
             let mut disjoint = false;
             let mut covered = true;
             for ((&d, &lo), &hi) in bx.dims.iter().zip(&bx.lo).zip(&bx.hi) {
@@ -216,103 +211,126 @@ impl BlockIndex {
                 continue;
             }
             if !touched {
-                s.reset();
+                s.counts.fill(0);
+                s.groups.fill(0);
                 touched = true;
             }
-            if covered {
-                s.mask.fill(1);
-            } else {
-                s.mask.fill(1);
-                for ((&d, &lo), &hi) in bx.dims.iter().zip(&bx.lo).zip(&bx.hi) {
-                    let col = &cols[d as usize * b..(d as usize + 1) * b];
-                    and_in_range(&mut s.mask, col, lo, hi - lo);
-                }
+            if group != Some(bx.group) {
+                s.flush_group();
+                group = Some(bx.group);
+                boxes_in_group = 0;
+            } else if boxes_in_group == u32::from(u8::MAX) {
+                s.flush_counts(); // the per-group u8 counters would overflow
+                boxes_in_group = 0;
             }
-            accumulate(&s.mask, group, &mut s.counts, &mut s.groups, &mut s.last);
+            boxes_in_group += 1;
+            if covered {
+                add_all(&mut s.group_hits, &mut s.group_any);
+                continue;
+            }
+            s.dims.clear();
+            s.dims.extend(bx.dims.iter().zip(&bx.lo).zip(&bx.hi).map(|((&d, &lo), &hi)| (d as usize * b, lo, hi - lo)));
+            add_box(cols, &s.dims, &mut s.group_hits, &mut s.group_any);
         }
         if touched {
+            s.flush_group();
             let valid = b.min(self.count() - block * b);
             let ids = &self.ids()[block * b..block * b + valid];
             for ((&id, &count), &groups) in ids.iter().zip(&s.counts).zip(&s.groups) {
                 if count > 0 {
-                    out.push((id, count, groups));
+                    out.push(u64::from(id), u32::from(count), u32::from(groups));
                 }
             }
         }
-    }
-
-    /// Puts per-task hits (in tree order) into ascending id order: a scatter into dense
-    /// per-item slots when many items hit, a sort of the few hits otherwise.
-    fn to_hits(&self, parts: &mut [Vec<(u32, u32, u32)>]) -> Hits {
-        let total: usize = parts.iter().map(Vec::len).sum();
-        let mut hits = Hits::default();
-        if total * 16 > self.count() {
-            let mut dense = vec![(0u32, 0u32); self.count()];
-            for &(id, c, g) in parts.iter().flatten() {
-                dense[id as usize] = (c, g);
-            }
-            for (id, &(c, g)) in dense.iter().enumerate() {
-                if c > 0 {
-                    hits.push(id as u64, c, g);
-                }
-            }
-        } else {
-            let mut all: Vec<(u32, u32, u32)> = parts.iter_mut().flat_map(std::mem::take).collect();
-            all.sort_unstable_by_key(|h| h.0);
-            for (id, c, g) in all {
-                hits.push(u64::from(id), c, g);
-            }
-        }
-        hits
     }
 }
 
 /// Per-task counters for one block, reused across blocks.
+///
+/// Boxes arrive sorted by group; within a group, hits are counted in u8 lanes (`group_hits`,
+/// and `group_any` for "some box of this group"), 32 items per AVX2 instruction, and folded
+/// into the u16 totals when the group changes.
 struct Scratch {
-    mask: Vec<u8>,
-    counts: Vec<u32>,
-    groups: Vec<u32>,
-    last: Vec<u32>,
+    /// The current box as (column offset in the block, lo, hi - lo) per constrained dim.
+    dims: Vec<(usize, u8, u8)>,
+    group_hits: Vec<u8>,
+    group_any: Vec<u8>,
+    counts: Vec<u16>,
+    groups: Vec<u16>,
 }
 
 impl Scratch {
     fn new(b: usize) -> Self {
-        Self { mask: vec![0; b], counts: vec![0; b], groups: vec![0; b], last: vec![u32::MAX; b] }
+        Self {
+            dims: Vec::with_capacity(64),
+            group_hits: vec![0; b],
+            group_any: vec![0; b],
+            counts: vec![0; b],
+            groups: vec![0; b],
+        }
     }
 
-    fn reset(&mut self) {
-        self.counts.fill(0);
-        self.groups.fill(0);
-        self.last.fill(u32::MAX);
+    fn flush_counts(&mut self) {
+        widen_add(&mut self.counts, &mut self.group_hits);
     }
-}
 
-multiversion! {
-    fn and_in_range(mask: &mut [u8], col: &[u8], lo: u8, width: u8) -> () => and_in_range_body
-}
-
-/// `mask[i] &= lo <= col[i] <= lo + width`, 32/64 items per instruction once vectorised.
-#[inline(always)]
-fn and_in_range_body(mask: &mut [u8], col: &[u8], lo: u8, width: u8) {
-    for (m, &x) in mask.iter_mut().zip(col) {
-        *m &= u8::from(x.wrapping_sub(lo) <= width);
+    fn flush_group(&mut self) {
+        self.flush_counts();
+        widen_add(&mut self.groups, &mut self.group_any);
     }
 }
 
 multiversion! {
-    fn accumulate(mask: &[u8], group: u32, counts: &mut [u32], groups: &mut [u32], last: &mut [u32]) -> () => accumulate_body
+    fn add_box(cols: &[u8], dims: &[(usize, u8, u8)], hits: &mut [u8], any: &mut [u8]) -> () => add_box_body
 }
 
-/// Adds one box's mask to the counters; a group is counted once per item because boxes come
-/// sorted by group.
+/// Items per strip of [`add_box_body`]: two AVX2 registers.
+const STRIP: usize = 64;
+
+/// Adds one box's membership to its group's counters, strip by strip: the strip's mask stays in
+/// registers while every constrained column is tested (`lo <= x <= lo + width` is one wrapping
+/// subtract and one unsigned compare per byte), then it is added to the counters once.
 #[inline(always)]
-fn accumulate_body(mask: &[u8], group: u32, counts: &mut [u32], groups: &mut [u32], last: &mut [u32]) {
-    for (((&m, c), g), l) in mask.iter().zip(counts.iter_mut()).zip(groups.iter_mut()).zip(last.iter_mut()) {
-        let hit = u32::from(m);
-        let new = hit & u32::from(*l != group);
-        *c += hit;
-        *g += new;
-        *l = if new == 1 { group } else { *l };
+fn add_box_body(cols: &[u8], dims: &[(usize, u8, u8)], hits: &mut [u8], any: &mut [u8]) {
+    for (strip, (h, a)) in hits.chunks_exact_mut(STRIP).zip(any.chunks_exact_mut(STRIP)).enumerate() {
+        let start = strip * STRIP;
+        let mut mask = [1u8; STRIP];
+        for &(offset, lo, width) in dims {
+            let col: &[u8; STRIP] = cols[offset + start..offset + start + STRIP].try_into().expect("a full strip");
+            for (m, &x) in mask.iter_mut().zip(col) {
+                *m &= u8::from(x.wrapping_sub(lo) <= width);
+            }
+        }
+        for ((h, a), &m) in h.iter_mut().zip(a.iter_mut()).zip(&mask) {
+            *h += m;
+            *a |= m;
+        }
+    }
+}
+
+multiversion! {
+    fn add_all(hits: &mut [u8], any: &mut [u8]) -> () => add_all_body
+}
+
+/// A box covering the whole block.
+#[inline(always)]
+fn add_all_body(hits: &mut [u8], any: &mut [u8]) {
+    for (h, a) in hits.iter_mut().zip(any.iter_mut()) {
+        *h += 1;
+        *a = 1;
+    }
+}
+
+multiversion! {
+    fn widen_add(total: &mut [u16], part: &mut [u8]) -> () => widen_add_body
+}
+
+/// `total += part; part = 0`.
+#[inline(always)]
+fn widen_add_body(total: &mut [u16], part: &mut [u8]) {
+    for (t, p) in total.iter_mut().zip(part.iter_mut()) {
+        *t += u16::from(*p);
+        *p = 0;
     }
 }
 

@@ -2,6 +2,9 @@
 
 use crate::error::{IndexError, IndexResult};
 
+/// Most boxes one query may hold (per-item counters are 16-bit).
+pub const MAX_BOXES: usize = u16::MAX as usize;
+
 /// One axis-aligned box on a subset of the dimensions, with inclusive bounds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BoxSpec {
@@ -34,6 +37,9 @@ impl BoxQuery {
     pub fn new(dim: usize, mut boxes: Vec<BoxSpec>) -> IndexResult<Self> {
         if boxes.is_empty() {
             return Err(IndexError::InvalidQuery("the box list is empty".into()));
+        }
+        if boxes.len() > MAX_BOXES {
+            return Err(IndexError::InvalidQuery(format!("{} boxes; at most {MAX_BOXES} per query", boxes.len())));
         }
         for (i, b) in boxes.iter().enumerate() {
             validate(i, b, dim)?;

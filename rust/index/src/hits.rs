@@ -1,9 +1,12 @@
 //! The answer to a box query.
 
-/// Every item inside at least one box, ascending by id, with its counts.
+use rayon::prelude::*;
+
+/// Every item inside at least one box, with its counts (ascending ids from the scan, index
+/// order from the block index).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Hits {
-    /// Item ids (catalog rows), ascending.
+    /// Item ids (catalog rows).
     pub ids: Vec<u64>,
     /// Number of boxes containing each item.
     pub box_counts: Vec<u32>,
@@ -30,19 +33,34 @@ impl Hits {
         self.group_counts.push(groups);
     }
 
-    /// Concatenates per-chunk results that are each ascending and in ascending chunk order.
-    pub(crate) fn concat(parts: Vec<Hits>) -> Hits {
-        let total = parts.iter().map(Hits::len).sum();
-        let mut out = Hits {
-            ids: Vec::with_capacity(total),
-            box_counts: Vec::with_capacity(total),
-            group_counts: Vec::with_capacity(total),
-        };
-        for part in parts {
-            out.ids.extend(part.ids);
-            out.box_counts.extend(part.box_counts);
-            out.group_counts.extend(part.group_counts);
+    /// The same hits ordered by id.
+    #[must_use]
+    pub fn sorted_by_id(self) -> Hits {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.sort_unstable_by_key(|&i| self.ids[i]);
+        Hits {
+            ids: order.iter().map(|&i| self.ids[i]).collect(),
+            box_counts: order.iter().map(|&i| self.box_counts[i]).collect(),
+            group_counts: order.iter().map(|&i| self.group_counts[i]).collect(),
         }
-        out
+    }
+
+    /// Concatenates per-task results in task order; the three columns are copied in parallel
+    /// (the hits of a broad query over 10M items are 160 MB).
+    pub(crate) fn concat(parts: Vec<Hits>) -> Hits {
+        fn column<T: Copy + Send + Sync>(parts: &[Hits], field: fn(&Hits) -> &[T]) -> Vec<T> {
+            let total = parts.iter().map(|p| field(p).len()).sum();
+            let mut out = Vec::with_capacity(total);
+            out.par_extend(parts.par_iter().flat_map_iter(|p| field(p).iter().copied()));
+            out
+        }
+        if parts.len() == 1 {
+            return parts.into_iter().next().unwrap_or_default();
+        }
+        let (ids, (box_counts, group_counts)) = rayon::join(
+            || column(&parts, |p| &p.ids),
+            || rayon::join(|| column(&parts, |p| &p.box_counts), || column(&parts, |p| &p.group_counts)),
+        );
+        Hits { ids, box_counts, group_counts }
     }
 }

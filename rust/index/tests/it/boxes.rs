@@ -76,7 +76,7 @@ proptest! {
         let expected = naive::query(&codes, &query);
         prop_assert_eq!(&scan::query(&codes, &query).unwrap(), &expected);
         let index = BlockIndex::build(&codes, dim, ZERO, BuildOptions { block_items }).unwrap();
-        prop_assert_eq!(&index.query(&query).unwrap(), &expected);
+        prop_assert_eq!(&index.query(&query).unwrap().sorted_by_id(), &expected);
     }
 }
 
@@ -86,7 +86,7 @@ fn index_orders_every_item_once() {
     let codes: Vec<u8> = (0..3000u32).flat_map(|i| [(i % 251) as u8, (i % 7) as u8, (i / 13) as u8]).collect();
     let index = BlockIndex::build(&codes, dim, ZERO, BuildOptions { block_items: 64 }).unwrap();
     let full = BoxQuery::new(dim, vec![BoxSpec { dims: vec![0], lo: vec![0], hi: vec![255], group: 0 }]).unwrap();
-    let hits = index.query(&full).unwrap();
+    let hits = index.query(&full).unwrap().sorted_by_id();
     assert!(hits.ids == (0..3000u64).collect::<Vec<_>>(), "every item once, ascending");
     assert_eq!(index.blocks(), 3000usize.div_ceil(64));
 }
