@@ -132,8 +132,11 @@ def run(n: int, workdir: Path, repeat: int) -> None:
         name: len(catalog.query_boxes(b, method="index").ids)
         for name, b in [("1", one), ("30", model), ("750", ensemble)]
     }
-    for _name, b in [("1", one), ("30", model), ("750", ensemble)]:
-        assert np.array_equal(catalog.query_boxes(b, method="index").ids, catalog.query_boxes(b, method="scan").ids)
+    # The property tests prove index == scan on random boxes; here a spot check on 1 and 30 boxes
+    # (the scan of 750 boxes takes tens of seconds at 10M).
+    for b in (one, model):
+        by_index = np.sort(catalog.query_boxes(b, method="index").ids)
+        assert np.array_equal(by_index, catalog.query_boxes(b, method="scan").ids), "index and scan differ"
     reference = numpy_top_k(codes, query, 60)
     assert np.array_equal(catalog.nearest(query, 60)[1][0], reference), "top-60 differs from numpy"
 
@@ -142,7 +145,8 @@ def run(n: int, workdir: Path, repeat: int) -> None:
         t1 = timed(lambda: q(one), r)
         t30 = timed(lambda: q(model), r)
         if big:
-            t750 = f"{timed(lambda: q(ensemble), r) * 1e3:,.1f}"
+            slow = t30 > 1.0  # the fused scan: seconds per run, one run is precise enough
+            t750 = f"{timed(lambda: q(ensemble), 1 if slow else r) * 1e3:,.1f}"
         else:  # numpy: 750 boxes would take minutes; time one member and scale by 25
             t750 = f"{timed(lambda: q(ensemble[:30]), 1) * 25e3:,.0f} (25 x 30)"
         return [name, f"{t1 * 1e3:,.1f}", f"{t30 * 1e3:,.1f}", t750, f"{timed(top, r) * 1e3:,.1f}"]

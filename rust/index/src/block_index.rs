@@ -179,7 +179,7 @@ impl BlockIndex {
                 .into_par_iter()
                 .map(|task| {
                     let mut scratch = Scratch::new(self.block_items());
-                    let mut out = Hits::default();
+                    let mut out = Hits::with_capacity(BLOCKS_PER_TASK * self.block_items());
                     let first = task * BLOCKS_PER_TASK;
                     for block in first..(first + BLOCKS_PER_TASK).min(self.blocks()) {
                         self.query_block(block, query, &mut scratch, &mut out);
