@@ -25,7 +25,7 @@ use crate::hits::Hits;
 use crate::pool;
 use crate::simd::multiversion;
 
-/// Items per block (a multiple of 64, so the column loops have no remainder).
+/// Items per block (a multiple of 128, so the column loops have no remainder).
 pub const DEFAULT_BLOCK_ITEMS: usize = 512;
 /// Rows sampled per node to choose the split dimension.
 const SPREAD_SAMPLE: usize = 512;
@@ -57,8 +57,10 @@ impl BlockIndex {
     /// (the catalog's BLAKE3 of `codes.u8`, hex) ties the index to its catalog.
     pub fn build(codes: &[u8], dim: usize, codes_checksum: &str, options: BuildOptions) -> IndexResult<Self> {
         let b = options.block_items;
-        if b == 0 || b % 64 != 0 || b > 1 << 16 {
-            return Err(IndexError::InvalidQuery(format!("block_items must be a multiple of 64 up to 65536, got {b}")));
+        if b == 0 || b % STRIP != 0 || b > 1 << 16 {
+            return Err(IndexError::InvalidQuery(format!(
+                "block_items must be a multiple of {STRIP} up to 65536, got {b}"
+            )));
         }
         if dim == 0 || codes.len() % dim != 0 {
             return Err(IndexError::Dimension(format!("{} bytes of codes are not rows of {dim}", codes.len())));
@@ -284,26 +286,28 @@ multiversion! {
     fn add_box(cols: &[u8], dims: &[(usize, u8, u8)], hits: &mut [u8], any: &mut [u8]) -> () => add_box_body
 }
 
-/// Items per strip of [`add_box_body`]: two AVX2 registers.
-const STRIP: usize = 64;
+/// Items per strip of [`add_box_body`]: four AVX2 registers.
+const STRIP: usize = 128;
 
-/// Adds one box's membership to its group's counters, strip by strip: the strip's mask stays in
-/// registers while every constrained column is tested (`lo <= x <= lo + width` is one wrapping
-/// subtract and one unsigned compare per byte), then it is added to the counters once.
+/// Adds one box's membership to its group's counters, strip by strip. Per constrained column,
+/// `(x - lo) saturating_sub (hi - lo)` is zero exactly when `lo <= x <= hi`; OR-ing those
+/// "violations" over the box's dims takes three byte-wide ops per 32 items and keeps the
+/// strip in registers; one compare at the end turns it into the mask added to the counters.
 #[inline(always)]
 fn add_box_body(cols: &[u8], dims: &[(usize, u8, u8)], hits: &mut [u8], any: &mut [u8]) {
     for (strip, (h, a)) in hits.chunks_exact_mut(STRIP).zip(any.chunks_exact_mut(STRIP)).enumerate() {
         let start = strip * STRIP;
-        let mut mask = [1u8; STRIP];
+        let mut violation = [0u8; STRIP];
         for &(offset, lo, width) in dims {
             let col: &[u8; STRIP] = cols[offset + start..offset + start + STRIP].try_into().expect("a full strip");
-            for (m, &x) in mask.iter_mut().zip(col) {
-                *m &= u8::from(x.wrapping_sub(lo) <= width);
+            for (v, &x) in violation.iter_mut().zip(col) {
+                *v |= x.wrapping_sub(lo).saturating_sub(width);
             }
         }
-        for ((h, a), &m) in h.iter_mut().zip(a.iter_mut()).zip(&mask) {
-            *h += m;
-            *a |= m;
+        for ((h, a), &v) in h.iter_mut().zip(a.iter_mut()).zip(&violation) {
+            let inside = u8::from(v == 0);
+            *h += inside;
+            *a |= inside;
         }
     }
 }

@@ -159,7 +159,7 @@ pub fn read_header(bytes: &[u8], path: &Path) -> IndexResult<(Layout, String)> {
     let dim = u32_at(12) as usize;
     let count = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
     let block_items = u32_at(24) as usize;
-    if dim == 0 || dim > 1 << 16 || block_items == 0 || block_items % 64 != 0 || count > u64::from(u32::MAX) {
+    if dim == 0 || dim > 1 << 16 || block_items == 0 || block_items % 128 != 0 || count > u64::from(u32::MAX) {
         return bad(format!("implausible header (dim {dim}, count {count}, block_items {block_items})"));
     }
     let layout = Layout { dim, count: count as usize, block_items };

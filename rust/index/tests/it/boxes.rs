@@ -62,7 +62,7 @@ fn case() -> impl Strategy<Value = (usize, Vec<u8>, Vec<BoxSpec>, usize)> {
             Just(dim),
             Just(codes),
             proptest::collection::vec(box_strategy(dim), 1..40),
-            prop_oneof![Just(64usize), Just(128), Just(512)],
+            prop_oneof![Just(128usize), Just(256), Just(512)],
         )
     })
 }
@@ -84,11 +84,11 @@ proptest! {
 fn index_orders_every_item_once() {
     let dim = 3;
     let codes: Vec<u8> = (0..3000u32).flat_map(|i| [(i % 251) as u8, (i % 7) as u8, (i / 13) as u8]).collect();
-    let index = BlockIndex::build(&codes, dim, ZERO, BuildOptions { block_items: 64 }).unwrap();
+    let index = BlockIndex::build(&codes, dim, ZERO, BuildOptions { block_items: 128 }).unwrap();
     let full = BoxQuery::new(dim, vec![BoxSpec { dims: vec![0], lo: vec![0], hi: vec![255], group: 0 }]).unwrap();
     let hits = index.query(&full).unwrap().sorted_by_id();
     assert!(hits.ids == (0..3000u64).collect::<Vec<_>>(), "every item once, ascending");
-    assert_eq!(index.blocks(), 3000usize.div_ceil(64));
+    assert_eq!(index.blocks(), 3000usize.div_ceil(128));
 }
 
 #[test]
