@@ -202,12 +202,16 @@ impl BlockIndex {
         let mut group = None;
         let mut boxes_in_group = 0u32;
         for bx in query.boxes() {
+            // Only the dims on which the block is not already inside the box need testing per
+            // item; a box is skipped if any dim misses the block, taken whole if none remain.
             let mut disjoint = false;
-            let mut covered = true;
+            s.dims.clear();
             for ((&d, &lo), &hi) in bx.dims.iter().zip(&bx.lo).zip(&bx.hi) {
                 let (bmin, bmax) = (lo_bound[d as usize], hi_bound[d as usize]);
                 disjoint |= bmax < lo || bmin > hi;
-                covered &= bmin >= lo && bmax <= hi;
+                if bmin < lo || bmax > hi {
+                    s.dims.push((d as usize * b, lo, hi - lo));
+                }
             }
             if disjoint {
                 continue;
@@ -226,13 +230,11 @@ impl BlockIndex {
                 boxes_in_group = 0;
             }
             boxes_in_group += 1;
-            if covered {
+            if s.dims.is_empty() {
                 add_all(&mut s.group_hits, &mut s.group_any);
-                continue;
+            } else {
+                add_box(cols, &s.dims, &mut s.group_hits, &mut s.group_any);
             }
-            s.dims.clear();
-            s.dims.extend(bx.dims.iter().zip(&bx.lo).zip(&bx.hi).map(|((&d, &lo), &hi)| (d as usize * b, lo, hi - lo)));
-            add_box(cols, &s.dims, &mut s.group_hits, &mut s.group_any);
         }
         if touched {
             s.flush_group();
