@@ -158,6 +158,13 @@ def test_bad_nearest_and_method_arguments(clustered: Catalog) -> None:
         clustered.query_boxes([Box((0,), (0,), (1,))], method="tree")  # type: ignore[arg-type]
 
 
+def test_bad_build_options(tmp_path: Path) -> None:
+    catalog = Catalog.create(tmp_path / "c", np.zeros((10, 4), np.uint8))
+    with pytest.raises(InvalidArgumentError, match="multiple of 128"):
+        catalog.build_index(block_items=100)
+    assert not catalog.has_index
+
+
 def test_missing_stale_and_corrupt_index_files(tmp_path: Path, clustered: Catalog) -> None:
     other = synthetic.make_catalog(tmp_path / "other", 5000, k=20, seed=1)
     with pytest.raises(IndexNotFoundError, match="build_index"):

@@ -134,6 +134,7 @@ impl ToPyErr for IndexError {
         let message = self.to_string();
         match self {
             IndexError::InvalidQuery(_) => InvalidQueryError::new_err(message),
+            IndexError::InvalidArgument(_) => InvalidArgumentError::new_err(message),
             IndexError::Dimension(_) => DimensionMismatchError::new_err(message),
             IndexError::Format { .. } => IndexFormatError::new_err(message),
             IndexError::Stale { .. } => StaleIndexError::new_err(message),

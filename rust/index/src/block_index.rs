@@ -58,7 +58,7 @@ impl BlockIndex {
     pub fn build(codes: &[u8], dim: usize, codes_checksum: &str, options: BuildOptions) -> IndexResult<Self> {
         let b = options.block_items;
         if b == 0 || b % STRIP != 0 || b > 1 << 16 {
-            return Err(IndexError::InvalidQuery(format!(
+            return Err(IndexError::InvalidArgument(format!(
                 "block_items must be a multiple of {STRIP} up to 65536, got {b}"
             )));
         }
@@ -67,7 +67,7 @@ impl BlockIndex {
         }
         let count = codes.len() / dim;
         let Ok(count_u32) = u32::try_from(count) else {
-            return Err(IndexError::InvalidQuery(format!("{count} items exceed the index's limit of 2^32 - 1")));
+            return Err(IndexError::InvalidArgument(format!("{count} items exceed the index's limit of 2^32 - 1")));
         };
         let layout = Layout { dim, count, block_items: b };
         let mut storage = Storage::zeroed(layout.len());

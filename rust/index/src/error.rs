@@ -11,6 +11,9 @@ pub enum IndexError {
     /// A box or query argument that cannot be right.
     #[error("invalid query: {0}")]
     InvalidQuery(String),
+    /// A build option or other argument that cannot be right.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
     /// Data whose width does not match.
     #[error("dimension mismatch: {0}")]
     Dimension(String),

@@ -119,7 +119,7 @@ pub fn as_u32s_mut(bytes: &mut [u8]) -> &mut [u32] {
 /// Writes the header of `layout` into `bytes` (the payload checksum is filled by [`seal`]).
 pub fn write_header(bytes: &mut [u8], layout: Layout, codes_checksum: &str) -> IndexResult<()> {
     if codes_checksum.len() != 64 || !codes_checksum.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(IndexError::InvalidQuery("the catalog checksum must be 64 hex digits".into()));
+        return Err(IndexError::InvalidArgument("the catalog checksum must be 64 hex digits".into()));
     }
     bytes[0..8].copy_from_slice(MAGIC);
     bytes[8..12].copy_from_slice(&VERSION.to_le_bytes());

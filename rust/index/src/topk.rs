@@ -28,7 +28,7 @@ pub fn nearest(codes: &[u8], dim: usize, queries: &[u8], k: usize) -> IndexResul
         )));
     }
     if k == 0 {
-        return Err(IndexError::InvalidQuery("k must be at least 1".into()));
+        return Err(IndexError::InvalidArgument("k must be at least 1".into()));
     }
     let n_queries = queries.len() / dim;
     let per_task: Vec<Vec<BinaryHeap<(u32, u64)>>> = pool::install(|| {
