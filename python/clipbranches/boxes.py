@@ -46,16 +46,17 @@ class BoxHits(NamedTuple):
 
     Attributes
     ----------
-    ids : int64 (h,)
-    box_counts : uint32 (h,)
-        How many boxes contain the item.
-    group_counts : uint32 (h,)
+    ids : uint32 (h,)
+        Catalog rows (an index holds at most 2**32 - 1 items; 4 bytes keep broad answers small).
+    box_counts : uint16 (h,)
+        How many boxes contain the item (a query holds at most 65,535 boxes).
+    group_counts : uint16 (h,)
         How many distinct groups (ensemble members) have a box containing it.
     """
 
-    ids: NDArray[np.int64]
-    box_counts: NDArray[np.uint32]
-    group_counts: NDArray[np.uint32]
+    ids: NDArray[np.uint32]
+    box_counts: NDArray[np.uint16]
+    group_counts: NDArray[np.uint16]
 
 
 def to_csr(

@@ -243,7 +243,7 @@ class Catalog:
         if method == "index" or (method == "auto" and self.has_index):
             return self.index.query_boxes(boxes)
         ids, box_counts, group_counts = _core.scan_boxes(self.codes, _csr(boxes))
-        return BoxHits(ids.view(np.int64), box_counts, group_counts)
+        return BoxHits(ids, box_counts, group_counts)
 
     def nearest(self, query_codes: NDArray[np.uint8], k: int = 60) -> tuple[NDArray[np.uint32], NDArray[np.int64]]:
         """Exact k nearest items by squared L2 over the codes, ties by smaller id.

@@ -57,7 +57,7 @@ class Index:
             An empty list, lo > hi, a dimension out of range or repeated.
         """
         ids, box_counts, group_counts = self._core.query_boxes(_csr(boxes))
-        return BoxHits(ids.view(np.int64), box_counts, group_counts)
+        return BoxHits(ids, box_counts, group_counts)
 
     def __repr__(self) -> str:
         return f"Index(items={len(self)}, dim={self.dim}, bytes={self.nbytes}, block_items={self.block_items})"

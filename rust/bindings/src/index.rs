@@ -12,7 +12,7 @@ use crate::detached;
 use crate::errors::ToPyErr;
 
 /// `(ids, box_counts, group_counts)` as numpy arrays.
-type HitArrays<'py> = (Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u32>>);
+type HitArrays<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u16>>, Bound<'py, PyArray1<u16>>);
 
 /// `(distances, ids)` of a top-k search.
 type Neighbours<'py> = (Bound<'py, PyArray2<u32>>, Bound<'py, PyArray2<u64>>);

@@ -242,7 +242,7 @@ impl BlockIndex {
             let ids = &self.ids()[block * b..block * b + valid];
             for ((&id, &count), &groups) in ids.iter().zip(&s.counts).zip(&s.groups) {
                 if count > 0 {
-                    out.push(u64::from(id), u32::from(count), u32::from(groups));
+                    out.push(id, count, groups);
                 }
             }
         }

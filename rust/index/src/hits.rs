@@ -2,16 +2,17 @@
 
 use rayon::prelude::*;
 
-/// Every item inside at least one box, with its counts (ascending ids from the scan, index
+/// Every item inside at least one box, with its counts (8 bytes per hit: a broad query over
+/// 10M items answers with nearly every item, so the answer's size is a real cost) (ascending ids from the scan, index
 /// order from the block index).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Hits {
-    /// Item ids (catalog rows).
-    pub ids: Vec<u64>,
+    /// Item ids (catalog rows; an index holds at most 2^32 - 1 items).
+    pub ids: Vec<u32>,
     /// Number of boxes containing each item.
-    pub box_counts: Vec<u32>,
+    pub box_counts: Vec<u16>,
     /// Number of distinct groups (ensemble members) with a box containing each item.
-    pub group_counts: Vec<u32>,
+    pub group_counts: Vec<u16>,
 }
 
 impl Hits {
@@ -27,7 +28,7 @@ impl Hits {
         self.ids.is_empty()
     }
 
-    pub(crate) fn push(&mut self, id: u64, boxes: u32, groups: u32) {
+    pub(crate) fn push(&mut self, id: u32, boxes: u16, groups: u16) {
         self.ids.push(id);
         self.box_counts.push(boxes);
         self.group_counts.push(groups);

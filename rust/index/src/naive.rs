@@ -9,7 +9,7 @@ pub fn query(codes: &[u8], query: &BoxQuery) -> Hits {
     let dim = query.dim();
     let mut hits = Hits::default();
     for (row, code) in codes.chunks_exact(dim).enumerate() {
-        let mut boxes = 0;
+        let mut boxes = 0u16;
         let mut groups = std::collections::BTreeSet::new();
         for b in query.boxes() {
             let inside = b.dims.iter().enumerate().all(|(k, &d)| (b.lo[k]..=b.hi[k]).contains(&code[d as usize]));
@@ -19,7 +19,7 @@ pub fn query(codes: &[u8], query: &BoxQuery) -> Hits {
             }
         }
         if boxes > 0 {
-            hits.push(row as u64, boxes, groups.len() as u32);
+            hits.push(row as u32, boxes, groups.len() as u16);
         }
     }
     hits

@@ -21,22 +21,25 @@ pub fn query(codes: &[u8], query: &BoxQuery) -> IndexResult<Hits> {
     if codes.len() % dim != 0 {
         return Err(IndexError::Dimension(format!("{} bytes of codes are not rows of {dim}", codes.len())));
     }
+    if codes.len() / dim > u32::MAX as usize {
+        return Err(IndexError::InvalidArgument("box queries support at most 2^32 - 1 items".into()));
+    }
     let parts: Vec<Hits> = pool::install(|| {
         codes
             .par_chunks(ROWS_PER_TASK * dim)
             .enumerate()
-            .map(|(task, chunk)| scan_rows(chunk, (task * ROWS_PER_TASK) as u64, query))
+            .map(|(task, chunk)| scan_rows(chunk, (task * ROWS_PER_TASK) as u32, query))
             .collect()
     });
     Ok(Hits::concat(parts))
 }
 
 multiversion! {
-    fn scan_rows(codes: &[u8], first_row: u64, query: &BoxQuery) -> Hits => scan_rows_body
+    fn scan_rows(codes: &[u8], first_row: u32, query: &BoxQuery) -> Hits => scan_rows_body
 }
 
 #[inline(always)]
-fn scan_rows_body(codes: &[u8], first_row: u64, query: &BoxQuery) -> Hits {
+fn scan_rows_body(codes: &[u8], first_row: u32, query: &BoxQuery) -> Hits {
     let dim = query.dim();
     let boxes = query.boxes();
     // The first constrained dim of each box, tested alone first: most items miss most boxes
@@ -44,7 +47,7 @@ fn scan_rows_body(codes: &[u8], first_row: u64, query: &BoxQuery) -> Hits {
     let first: Vec<(usize, u8, u8)> = boxes.iter().map(|b| (b.dims[0] as usize, b.lo[0], b.hi[0] - b.lo[0])).collect();
     let mut hits = Hits::default();
     for (row, code) in codes.chunks_exact(dim).enumerate() {
-        let (mut count, mut groups, mut last_group) = (0u32, 0u32, None);
+        let (mut count, mut groups, mut last_group) = (0u16, 0u16, None);
         for (i, &(d, lo, width)) in first.iter().enumerate() {
             if code[d].wrapping_sub(lo) > width || !inside(code, query.full_lo(i), query.full_width(i)) {
                 continue;
@@ -57,7 +60,7 @@ fn scan_rows_body(codes: &[u8], first_row: u64, query: &BoxQuery) -> Hits {
             }
         }
         if count > 0 {
-            hits.push(first_row + row as u64, count, groups);
+            hits.push(first_row + row as u32, count, groups);
         }
     }
     hits

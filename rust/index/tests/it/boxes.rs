@@ -87,7 +87,7 @@ fn index_orders_every_item_once() {
     let index = BlockIndex::build(&codes, dim, ZERO, BuildOptions { block_items: 128 }).unwrap();
     let full = BoxQuery::new(dim, vec![BoxSpec { dims: vec![0], lo: vec![0], hi: vec![255], group: 0 }]).unwrap();
     let hits = index.query(&full).unwrap().sorted_by_id();
-    assert!(hits.ids == (0..3000u64).collect::<Vec<_>>(), "every item once, ascending");
+    assert!(hits.ids == (0..3000u32).collect::<Vec<_>>(), "every item once, ascending");
     assert_eq!(index.blocks(), 3000usize.div_ceil(128));
 }
 
