@@ -84,8 +84,9 @@ fuzz: ## Fuzz every parser of on-disk bytes for FUZZ_SECONDS each (installs carg
 	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | grep -E 'stat::number_of_executed_units|stat::new_units_added|Done|ERROR|panicked|SUMMARY'); \
 	done
 
-bench: $(STAMPS)/develop ## Print the store benchmark table (BENCH_ARGS=--large for 100M items)
+bench: $(STAMPS)/develop ## Print the store and index benchmark tables (BENCH_ARGS=--large for 100M items)
 	$(PY) benchmarks/store.py $(BENCH_ARGS)
+	$(PY) benchmarks/index.py $(BENCH_ARGS)
 
 demo: ## The demo (arrives with issue 8; for now it says so)
 	@echo "make demo is not built yet: it arrives with the demo issue (#8)." >&2

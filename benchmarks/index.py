@@ -14,12 +14,6 @@ random member of the cluster (its seed).
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
-import shutil
-import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,24 +21,13 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-import clipbranches
 from clipbranches import Box, synthetic
+from harness import machine_line, run_cli, timed
 
 SUBSET_SIZES = (4, 6, 8)
 #: Above this many items the slow engines are timed once, with the 750-box column scaled from 30.
 BIG = 20_000_000
 SUBSET_WEIGHTS = (64 / 104, 32 / 104, 8 / 104)
-
-
-def timed(work: Callable[[], object], repeat: int) -> float:
-    """Median wall time of ``repeat`` runs after one warm-up, in seconds."""
-    work()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def cluster_boxes(
@@ -92,26 +75,12 @@ def numpy_top_k(codes: NDArray[np.uint8], query: NDArray[np.uint8], k: int) -> N
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=10_000_000, help="number of items (default 10M)")
-    parser.add_argument("--large", action="store_true", help="100M items")
-    parser.add_argument("--repeat", type=int, default=5, help="runs per measurement (median reported)")
-    parser.add_argument("--dir", type=Path, default=None, help="where to write the catalog (default: a temp dir)")
-    args = parser.parse_args()
-    n = 100_000_000 if args.large else args.n
-    workdir = Path(tempfile.mkdtemp(prefix="cb-index-bench-", dir=args.dir))
-    try:
-        run(n, workdir, args.repeat)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    run_cli(__doc__, "cb-index-bench-", 5, run)
 
 
 def run(n: int, workdir: Path, repeat: int) -> None:
     print(f"index benchmark: {n:,} synthetic items x 32 dims (K=1000, noise 0.18)")
-    print(
-        f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, numpy {np.__version__}, "
-        f"clipbranches {clipbranches.__version__}, threads {os.environ.get('CLIPBRANCHES_NUM_THREADS', 'all')}\n"
-    )
+    print(f"{machine_line()}\n")
     start = time.perf_counter()
     catalog = synthetic.make_catalog(workdir / "catalog", n)
     print(f"(creating the catalog took {time.perf_counter() - start:.1f} s)")
@@ -144,14 +113,14 @@ def run(n: int, workdir: Path, repeat: int) -> None:
 
     def row(name: str, q: Callable[[list[Box]], object], top: Callable[[], object], big: bool) -> list[str]:
         r = max(1, repeat if big else 1)
-        t1 = timed(lambda: q(one), r)
-        t30 = timed(lambda: q(model), r)
+        t1 = timed(lambda: q(one), r, warmup=True)
+        t30 = timed(lambda: q(model), r, warmup=True)
         if big:
             slow = t30 > 1.0  # the fused scan: seconds per run, one run is precise enough
-            t750 = f"{timed(lambda: q(ensemble), 1 if slow else r) * 1e3:,.1f}"
+            t750 = f"{timed(lambda: q(ensemble), 1 if slow else r, warmup=not slow) * 1e3:,.1f}"
         else:  # slow engines: 750 boxes would take minutes; time one member and scale by 25
             t750 = f"{timed(lambda: q(ensemble[:30]), 1) * 25e3:,.0f} (25 x 30)"
-        return [name, f"{t1 * 1e3:,.1f}", f"{t30 * 1e3:,.1f}", t750, f"{timed(top, r) * 1e3:,.1f}"]
+        return [name, f"{t1 * 1e3:,.1f}", f"{t30 * 1e3:,.1f}", t750, f"{timed(top, r, warmup=True) * 1e3:,.1f}"]
 
     def top_60() -> object:
         return catalog.nearest(query, 60)

@@ -11,22 +11,17 @@ Data: the project's synthetic generator (K=1000 centres on the unit sphere in 32
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
-import shutil
-import statistics
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-import clipbranches
 from clipbranches import Catalog, synthetic
+from harness import machine_line, run_cli, timed
 
 ROWS_PER_CHUNK = 1 << 16
 BOX_DIMS = 4
@@ -36,16 +31,6 @@ def rss_mb() -> float:
     """Resident set size of this process in MB (Linux)."""
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
-
-
-def timed(work: Callable[[], object], repeat: int = 1) -> float:
-    """Median wall time of ``repeat`` runs, in seconds."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def drop_from_page_cache(path: Path) -> None:
@@ -79,27 +64,13 @@ def chunks_of(codes: NDArray[np.uint8]) -> Iterator[NDArray[np.uint8]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=10_000_000, help="number of items (default 10M)")
-    parser.add_argument("--large", action="store_true", help="100M items")
-    parser.add_argument("--dir", type=Path, default=None, help="where to write the catalog (default: a temp dir)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per scan (median reported)")
-    args = parser.parse_args()
-    n = 100_000_000 if args.large else args.n
-    workdir = Path(tempfile.mkdtemp(prefix="cb-bench-", dir=args.dir))
-    try:
-        run(n, workdir, args.repeat)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    run_cli(__doc__, "cb-bench-", 3, run)
 
 
 def run(n: int, workdir: Path, repeat: int) -> None:
     mb = n * 32 / 1e6
     print(f"store benchmark: {n:,} items x 32 dims = {mb:,.1f} MB of codes (synthetic K=1000, noise 0.18)")
-    print(
-        f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, numpy {np.__version__}, "
-        f"polars {pl.__version__}, clipbranches {clipbranches.__version__}\n"
-    )
+    print(f"{machine_line()}, polars {pl.__version__}\n")
     start = time.perf_counter()
     ram = np.concatenate([block for block, _ in synthetic.codes(n)])
     labels = synthetic.labels(n)
@@ -107,14 +78,14 @@ def run(n: int, workdir: Path, repeat: int) -> None:
 
     path = workdir / "catalog"
     items = pl.DataFrame({"label": labels})
-    t_create = timed(lambda: Catalog.create(path, chunks_of(ram), items))
+    t_create = timed(lambda: Catalog.create(path, chunks_of(ram), items), 1)
 
     rss_before = rss_mb()
     t_open = timed(lambda: Catalog.open(path).codes, repeat=max(repeat, 5))
     catalog = Catalog.open(path)
     view = catalog.codes
     rss_open = rss_mb() - rss_before
-    t_verify = timed(catalog.verify)
+    t_verify = timed(catalog.verify, 1)
 
     assert np.array_equal(dim_sums(view), dim_sums(ram)), "the view and the copy disagree"
     rows: list[tuple[str, float, str]] = [
@@ -129,7 +100,7 @@ def run(n: int, workdir: Path, repeat: int) -> None:
         rows.append((f"scan {name}: in-RAM copy", t_ram, "baseline"))
     drop_from_page_cache(path / "codes.u8")
     cold = Catalog.open(path)
-    t_cold = timed(lambda: dim_sums(cold.codes))
+    t_cold = timed(lambda: dim_sums(cold.codes), 1)
     rows.append(("scan per-dim sum: mmap view, cold", t_cold, f"{mb / t_cold:,.0f} MB/s from disk"))
     rss_scanned = rss_mb() - rss_before
 
