@@ -236,14 +236,25 @@ class Catalog:
         """Every item inside at least one of ``boxes``: ``(ids, box_counts, group_counts)``.
 
         ``method="index"`` uses the block index, ``"scan"`` the fused scan of the codes (no
-        index needed), ``"auto"`` the index when the catalog has one. Both give the same answer.
+        index needed), ``"auto"`` whichever :meth:`choose_method` predicts to be faster. Both
+        give the same hits; the scan lists them by ascending id, the index in index order.
         """
         if method not in ("auto", "index", "scan"):
             raise InvalidArgumentError(f"method must be 'auto', 'index' or 'scan', got {method!r}")
-        if method == "index" or (method == "auto" and self.has_index):
+        if method == "auto":
+            method = self.choose_method(boxes)
+        if method == "index":
             return self.index.query_boxes(boxes)
         ids, box_counts, group_counts = _core.scan_boxes(self.codes, _csr(boxes))
         return BoxHits(ids, box_counts, group_counts)
+
+    def choose_method(self, boxes: Sequence[Box]) -> Literal["index", "scan"]:
+        """The engine ``query_boxes(method="auto")`` uses: the scan without an index, otherwise
+        the one the index's cost model (:meth:`Index.estimate`) predicts to be faster."""
+        if not self.has_index:
+            return "scan"
+        index_ms, scan_ms = self.index.estimate(boxes)
+        return "scan" if scan_ms < index_ms else "index"
 
     def nearest(self, query_codes: NDArray[np.uint8], k: int = 60) -> tuple[NDArray[np.uint32], NDArray[np.int64]]:
         """Exact k nearest items by squared L2 over the codes, ties by smaller id.

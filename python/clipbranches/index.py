@@ -46,6 +46,15 @@ class Index:
         """Items per block (leaf)."""
         return self._core.block_items
 
+    def estimate(self, boxes: Sequence[Box]) -> tuple[float, float]:
+        """Predicted single-thread cost in ms of ``(index, scan)`` for a query.
+
+        From a sample of at most 256 blocks and per-unit costs measured by
+        ``benchmarks/index.py``; the index wins except on tiny catalogs.
+        """
+        index_ns, scan_ns = self._core.estimate(_csr(boxes))
+        return index_ns / 1e6, scan_ns / 1e6
+
     def query_boxes(self, boxes: Sequence[Box]) -> BoxHits:
         """Every item inside at least one of ``boxes``, with box and group counts.
 

@@ -186,3 +186,15 @@ def test_missing_stale_and_corrupt_index_files(tmp_path: Path, clustered: Catalo
     path.write_bytes(b"not an index")
     with pytest.raises(IndexFormatError, match="not a clipbranches index"):
         _ = Catalog.open(other.path).index
+
+
+def test_auto_picks_the_engine_the_cost_model_prefers(tmp_path: Path, clustered: Catalog) -> None:
+    boxes = [Box((0, 1, 2, 3), (90, 90, 90, 90), (170, 170, 170, 170))]
+    index_ms, scan_ms = clustered.index.estimate(boxes)
+    assert 0 < index_ms < scan_ms
+    assert clustered.choose_method(boxes) == "index"
+    tiny = Catalog.create(tmp_path / "tiny", np.full((1, 32), 100, np.uint8))
+    assert tiny.choose_method(boxes) == "scan"  # no index yet
+    tiny.build_index()
+    assert tiny.choose_method(boxes) == "scan"  # one item: a block pass costs more than one test
+    assert tiny.query_boxes(boxes).ids.tolist() == [0]

@@ -120,7 +120,13 @@ impl PyBlockIndex {
         self.inner.codes_checksum().to_string()
     }
 
-    /// Every item inside at least one box: `(ids, box_counts, group_counts)`, ids ascending.
+    /// Predicted single-thread cost `(index_ns, scan_ns)` of a query (see `QueryCost`).
+    fn estimate(&self, boxes: CsrBoxes<'_>) -> PyResult<(f64, f64)> {
+        let cost = self.inner.estimate(&boxes.query(self.inner.dim())?);
+        Ok((cost.index_ns, cost.scan_ns))
+    }
+
+    /// Every item inside at least one box: `(ids, box_counts, group_counts)`, in index order.
     fn query_boxes<'py>(&self, py: Python<'py>, boxes: CsrBoxes<'py>) -> PyResult<HitArrays<'py>> {
         let query = boxes.query(self.inner.dim())?;
         let hits = detached(py, || self.inner.query(&query))?;

@@ -127,6 +127,12 @@ impl BlockIndex {
         self.layout.len()
     }
 
+    /// Lower and upper bounds of `block`, `dim` bytes each.
+    pub(crate) fn block_bounds(&self, block: usize) -> (&[u8], &[u8]) {
+        let dim = self.dim();
+        self.bounds()[block * 2 * dim..(block + 1) * 2 * dim].split_at(dim)
+    }
+
     fn ids(&self) -> &[u32] {
         let at = IDS_AT;
         as_u32s(&self.storage.bytes()[at..at + self.layout.count * 4])
@@ -195,8 +201,7 @@ impl BlockIndex {
 
     fn query_block(&self, block: usize, query: &BoxQuery, s: &mut Scratch, out: &mut Hits) {
         let (dim, b) = (self.dim(), self.block_items());
-        let bounds = &self.bounds()[block * 2 * dim..(block + 1) * 2 * dim];
-        let (lo_bound, hi_bound) = bounds.split_at(dim);
+        let (lo_bound, hi_bound) = self.block_bounds(block);
         let cols = &self.columns()[block * dim * b..(block + 1) * dim * b];
         let mut touched = false;
         let mut group = None;

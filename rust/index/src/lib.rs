@@ -10,10 +10,14 @@
 //!   so no global sort or scattered counter is needed.
 //! - [`topk::nearest`]: exact top-k by squared L2 over the codes, parallel.
 //!
+//! - [`BlockIndex::estimate`]: a cost model that tells whether the index or the scan answers a
+//!   query faster (the index, except on tiny catalogs).
+//!
 //! All parallel work runs on the pool of [`pool`], sized by `CLIPBRANCHES_NUM_THREADS`.
 
 mod block_index;
 mod boxes;
+mod cost;
 mod error;
 mod format;
 mod hits;
@@ -25,5 +29,6 @@ pub mod topk;
 
 pub use block_index::{BlockIndex, BuildOptions, DEFAULT_BLOCK_ITEMS};
 pub use boxes::{BoxQuery, BoxSpec};
+pub use cost::QueryCost;
 pub use error::{IndexError, IndexResult};
 pub use hits::Hits;
