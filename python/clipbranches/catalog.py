@@ -198,14 +198,14 @@ class Catalog:
             self._items = _read_items(self.path / "items.parquet")
         return self._items
 
-    def build_index(self, *, block_items: int = 512) -> Index:
+    def build_index(self, *, block_items: int = 4096) -> Index:
         """Build the block index of this catalog (in parallel) and save it atomically to
         ``<catalog>/index/blocks.cbi``, replacing any earlier one.
 
         Parameters
         ----------
         block_items
-            Items per block (k-d tree leaf), a multiple of 64.
+            Items per block (k-d tree leaf), a multiple of 128 up to 65536.
         """
         core = _core.BlockIndex.build(self.codes, self._codes_checksum, block_items)
         core.save(self.path / INDEX_FILE)

@@ -65,7 +65,7 @@ impl PyBlockIndex {
     /// Builds an index over `(n, dim)` uint8 codes (in parallel, interpreter released).
     #[staticmethod]
     // The default is clipbranches_index::DEFAULT_BLOCK_ITEMS, spelled out so Python sees it.
-    #[pyo3(signature = (codes, codes_checksum, block_items = 512))]
+    #[pyo3(signature = (codes, codes_checksum, block_items = 4096))]
     fn build(
         py: Python<'_>,
         codes: PyReadonlyArray2<'_, u8>,
