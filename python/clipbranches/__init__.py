@@ -24,16 +24,19 @@ from clipbranches.exceptions import (
     StaleIndexError,
 )
 from clipbranches.index import Index
+from clipbranches.learn import BranchEnsemble, DecisionBranch, Ranked, original_subsets
 from clipbranches.quantize import (
     CalibratedQuantizer,
     FixedRangeQuantizer,
     Quantizer,
     quantizer_from_params,
 )
+from clipbranches.training import TrainingSet, build_training_set
 
 __all__ = [
     "Box",
     "BoxHits",
+    "BranchEnsemble",
     "CalibratedQuantizer",
     "Catalog",
     "CatalogError",
@@ -43,6 +46,7 @@ __all__ = [
     "CatalogNotFoundError",
     "ChecksumError",
     "ClipBranchesError",
+    "DecisionBranch",
     "DimensionMismatchError",
     "FixedRangeQuantizer",
     "Index",
@@ -51,8 +55,12 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidQueryError",
     "Quantizer",
+    "Ranked",
     "StaleIndexError",
+    "TrainingSet",
     "__version__",
+    "build_training_set",
+    "original_subsets",
     "quantizer_from_params",
     "synthetic",
 ]

@@ -25,6 +25,9 @@ __all__ = [
     "BlockIndex",
     "nearest",
     "scan_boxes",
+    "fit_branch",
+    "fit_ensemble",
+    "original_subsets",
     "quantize_calibrated",
     "quantize_fixed",
     "__version__",
@@ -108,3 +111,35 @@ def scan_boxes(
 def nearest(
     codes: NDArray[np.uint8], queries: NDArray[np.uint8], k: int
 ) -> tuple[NDArray[np.uint32], NDArray[np.uint64]]: ...
+
+# A model's boxes: offsets (int64), dims (uint16), lo, hi (uint8), groups (uint32).
+_BoxArrays = tuple[NDArray[np.int64], NDArray[np.uint16], NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint32]]
+
+def fit_branch(
+    codes: NDArray[np.uint8],
+    labels: NDArray[np.bool_],
+    weights: NDArray[np.float64],
+    subsets: list[list[int]],
+    *,
+    max_boxes: int,
+    min_pts: int | None,
+    max_evals: float,
+    open_sides: bool,
+    max_failures: int,
+    seed: int,
+) -> _BoxArrays: ...
+def fit_ensemble(
+    codes: NDArray[np.uint8],
+    labels: NDArray[np.bool_],
+    weights: NDArray[np.float64],
+    subsets: list[list[int]],
+    *,
+    members: int,
+    max_boxes: int,
+    min_pts: int | None,
+    max_evals: float,
+    open_sides: bool,
+    max_failures: int,
+    seed: int,
+) -> _BoxArrays: ...
+def original_subsets(dim: int, seed: int = 0) -> list[list[int]]: ...

@@ -4,6 +4,7 @@
 //! them, so tracebacks show the public name.
 
 use clipbranches_index::IndexError;
+use clipbranches_learn::LearnError;
 use clipbranches_store::StoreError;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -140,6 +141,16 @@ impl ToPyErr for IndexError {
             IndexError::Stale { .. } => StaleIndexError::new_err(message),
             IndexError::Store(e) => e.to_pyerr(),
             IndexError::Io { .. } => CatalogIOError::new_err(message),
+        }
+    }
+}
+
+impl ToPyErr for LearnError {
+    fn to_pyerr(self) -> PyErr {
+        let message = self.to_string();
+        match self {
+            LearnError::InvalidArgument(_) => InvalidArgumentError::new_err(message),
+            LearnError::Dimension(_) => DimensionMismatchError::new_err(message),
         }
     }
 }

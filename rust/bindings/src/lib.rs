@@ -11,6 +11,7 @@
 mod catalog;
 mod errors;
 mod index;
+mod learn;
 mod quantize;
 mod writer;
 
@@ -25,6 +26,8 @@ mod _core {
     use crate::catalog::PyCatalog;
     #[pymodule_export]
     use crate::index::{PyBlockIndex, nearest, scan_boxes};
+    #[pymodule_export]
+    use crate::learn::{fit_branch, fit_ensemble, original_subsets};
     #[pymodule_export]
     use crate::quantize::{quantize_calibrated, quantize_fixed};
     #[pymodule_export]
