@@ -70,21 +70,19 @@ impl<'a> TrainingSet<'a> {
     }
 }
 
-/// Rows sorted by value, per dim (a counting sort: values are bytes), shared by every box of a
-/// fit: `rows[d * n + starts[d * 257 + v]..]` are the rows whose value on `d` is `v`.
+/// Rows sorted by value, per dim (a counting sort: values are bytes; stable, so equal values
+/// keep row order), shared by every member of an ensemble.
 pub(crate) struct Sorted {
-    pub(crate) n: usize,
-    pub(crate) rows: Vec<u32>,
-    pub(crate) starts: Vec<u32>,
+    n: usize,
+    rows: Vec<u32>,
 }
 
 impl Sorted {
     pub(crate) fn new(data: &TrainingSet<'_>) -> Self {
         let (n, dim) = (data.len(), data.dim);
         let mut rows = vec![0u32; n * dim];
-        let mut starts = vec![0u32; dim * 257];
         for d in 0..dim {
-            let start = &mut starts[d * 257..(d + 1) * 257];
+            let mut start = [0u32; 257];
             for r in 0..n {
                 start[usize::from(data.value(r, d)) + 1] += 1;
             }
@@ -99,16 +97,12 @@ impl Sorted {
                 next[v] += 1;
             }
         }
-        Self { n, rows, starts }
+        Self { n, rows }
     }
 
-    /// Rows of dim `d` in ascending value order, and the start of value `v` (`v` may be 256).
+    /// Rows in ascending order of their value on dim `d`.
     pub(crate) fn column(&self, d: usize) -> &[u32] {
         &self.rows[d * self.n..(d + 1) * self.n]
-    }
-
-    pub(crate) fn start(&self, d: usize, v: usize) -> usize {
-        self.starts[d * 257 + v] as usize
     }
 }
 
@@ -126,7 +120,6 @@ mod tests {
         // Rows (5, 1), (0, 9), (5, 3), (255, 0).
         assert_eq!(s.column(0), &[1, 0, 2, 3]);
         assert_eq!(s.column(1), &[3, 0, 2, 1]);
-        assert_eq!((s.start(0, 5), s.start(0, 6), s.start(0, 256)), (1, 3, 4));
     }
 
     #[test]

@@ -25,19 +25,19 @@ pub(crate) struct Grown {
 /// The state shared by every box of one fit.
 pub(crate) struct Grower<'a> {
     data: TrainingSet<'a>,
-    sorted: &'a Sorted,
     /// Per row, its class-weighted mass as a positive (0 for negatives) and as a negative.
     wpos: Vec<f64>,
     wneg: Vec<f64>,
     /// Rows not yet covered by an earlier box (and of non-zero weight).
     pub(crate) active: Vec<bool>,
+    /// Per dim, the active rows in ascending value order (rebuilt when a box covers rows).
+    active_sorted: Vec<Vec<u32>>,
+    /// The region of the box being grown, sorted by the current dim.
+    region: Vec<u32>,
     /// Active mass per class.
     pub(crate) total: (f64, f64),
     min_pts: usize,
     open_sides: bool,
-    /// `excluded[r] == epoch`: row `r` left the region of the box being grown.
-    excluded: Vec<u32>,
-    epoch: u32,
     candidates: Vec<Candidate>,
     upper: Vec<Candidate>,
     lower_steps: Vec<Option<usize>>,
@@ -75,15 +75,14 @@ impl<'a> Grower<'a> {
         let total = (wpos.iter().sum(), wneg.iter().sum());
         Self {
             data,
-            sorted,
             wpos,
             wneg,
-            active,
+            active: active.clone(),
             total,
             min_pts: min_pts.max(1),
             open_sides,
-            excluded: vec![0; n],
-            epoch: 0,
+            active_sorted: (0..data.dim()).map(|d| active_rows(sorted.column(d), &active)).collect(),
+            region: Vec::with_capacity(n),
             candidates: Vec::with_capacity(64),
             upper: Vec::with_capacity(64),
             lower_steps: Vec::with_capacity(64),
@@ -95,43 +94,48 @@ impl<'a> Grower<'a> {
         &self.data
     }
 
-    fn in_region(&self, r: usize) -> bool {
-        self.active[r] && self.excluded[r] != self.epoch
-    }
-
     /// Grows the box of `seed` (an active row) on `dims`.
+    ///
+    /// The region is kept as an explicit row list: the first dim reads its pre-sorted active
+    /// rows, each later dim sorts the (much smaller) region left by the dims before it.
     pub(crate) fn grow(&mut self, seed: usize, dims: &[u16]) -> Grown {
-        self.epoch = self.epoch.wrapping_add(1);
-        if self.epoch == 0 {
-            self.excluded.fill(0);
-            self.epoch = 1;
-        }
         let (tp, tq) = self.total;
         let mut lo = Vec::with_capacity(dims.len());
         let mut hi = Vec::with_capacity(dims.len());
         let (mut p, mut q) = (0.0, 0.0);
-        for &d in dims {
+        let mut region = std::mem::take(&mut self.region);
+        let active_sorted = std::mem::take(&mut self.active_sorted);
+        for (k, &d) in dims.iter().enumerate() {
             let d = usize::from(d);
-            let v = self.data.value(seed, d);
-            let col = self.sorted.column(d);
-            let (from, to) = (self.sorted.start(d, usize::from(v)), self.sorted.start(d, usize::from(v) + 1));
-            (p, q) = (0.0, 0.0);
-            for &r in &col[from..to] {
-                if self.in_region(r as usize) {
-                    p += self.wpos[r as usize];
-                    q += self.wneg[r as usize];
-                }
+            let data = self.data;
+            let key = |r: &u32| data.value(*r as usize, d);
+            if k > 0 {
+                region.sort_unstable_by_key(key);
             }
-            let (low, high, mass) = self.push_sides(d, v, (p, q), (tp, tq));
+            let rows: &[u32] = if k == 0 { &active_sorted[d] } else { &region };
+            let v = data.value(seed, d);
+            let (at, after) = (rows.partition_point(|r| key(r) < v), rows.partition_point(|r| key(r) <= v));
+            (p, q) = (0.0, 0.0);
+            for &r in &rows[at..after] {
+                p += self.wpos[r as usize];
+                q += self.wneg[r as usize];
+            }
+            let (low, high, mass) = self.push_sides(d, rows, (at, after), (p, q), (tp, tq));
             (p, q) = mass;
             // Rows outside [low, high] on d leave the region.
-            let (below, above) = (self.sorted.start(d, usize::from(low)), self.sorted.start(d, usize::from(high) + 1));
-            for &r in col[..below].iter().chain(&col[above..]) {
-                self.excluded[r as usize] = self.epoch;
+            let (from, to) = (rows.partition_point(|r| key(r) < low), rows.partition_point(|r| key(r) <= high));
+            if k == 0 {
+                region.clear();
+                region.extend_from_slice(&active_sorted[d][from..to]);
+            } else {
+                region.truncate(to);
+                region.drain(..from);
             }
             lo.push(low);
             hi.push(high);
         }
+        self.region = region;
+        self.active_sorted = active_sorted;
         Grown { lo, hi, impurity: impurity(p, q, tp, tq), pos: p, neg: q }
     }
 
@@ -143,12 +147,21 @@ impl<'a> Grower<'a> {
     /// joint choice never does. Only boundary steps compete (a step whose last value holds a
     /// positive and whose next holds a negative, or is the last): for a concave impurity the
     /// best split lies on one (Fayyad and Irani, 1992), and there are few of them.
-    fn push_sides(&mut self, d: usize, v: u8, base: (f64, f64), totals: (f64, f64)) -> (u8, u8, (f64, f64)) {
-        let col = self.sorted.column(d);
+    ///
+    /// `rows` is the region sorted by dim `d`, `rows[at..after]` the rows at the seed's value.
+    fn push_sides(
+        &mut self,
+        d: usize,
+        rows: &[u32],
+        (at, after): (usize, usize),
+        base: (f64, f64),
+        totals: (f64, f64),
+    ) -> (u8, u8, (f64, f64)) {
+        let v = self.data.value(rows[at] as usize, d);
         let mut lower = std::mem::take(&mut self.candidates);
         let mut upper = std::mem::take(&mut self.upper);
-        let lower_beyond = self.walk(d, col[..self.sorted.start(d, usize::from(v))].iter().rev(), &mut lower);
-        let upper_beyond = self.walk(d, col[self.sorted.start(d, usize::from(v) + 1)..].iter(), &mut upper);
+        let lower_beyond = self.walk(d, rows[..at].iter().rev(), &mut lower);
+        let upper_beyond = self.walk(d, rows[after..].iter(), &mut upper);
         let lower_steps = boundary_steps(&lower, &mut self.lower_steps);
         let upper_steps = boundary_steps(&upper, &mut self.upper_steps);
         let (tp, tq) = totals;
@@ -199,9 +212,6 @@ impl<'a> Grower<'a> {
         let mut current: Option<(u8, f64, f64)> = None; // value and the mass before it
         for &row in rows {
             let row = row as usize;
-            if !self.in_region(row) {
-                continue;
-            }
             let value = self.data.value(row, d);
             if current.is_none_or(|c| c.0 != value) {
                 if let Some((taken, pos0, neg0)) = current {
@@ -231,6 +241,10 @@ impl<'a> Grower<'a> {
             }
         }
         self.total = (self.total.0.max(0.0), self.total.1.max(0.0));
+        let active = &self.active;
+        for rows in &mut self.active_sorted {
+            rows.retain(|&r| active[r as usize]);
+        }
     }
 }
 
@@ -255,6 +269,11 @@ fn boundary_steps<'s>(candidates: &[Candidate], steps: &'s mut Vec<Option<usize>
 enum Side {
     Lower,
     Upper,
+}
+
+/// The rows of a pre-sorted column that are active, in the same order.
+fn active_rows(column: &[u32], active: &[bool]) -> Vec<u32> {
+    column.iter().copied().filter(|&r| active[r as usize]).collect()
 }
 
 /// Whether row `r` of `data` is inside the box.
