@@ -16,6 +16,7 @@ same types; this module is their public home.
     │   ├── IndexFormatError        an index file is truncated, corrupt or of another version
     │   └── StaleIndexError         the index belongs to another catalog (or another version)
     ├── DimensionMismatchError      data whose shape does not fit
+    ├── DatasetNotFoundError        a data set a benchmark or the demo needs is not installed
     └── InvalidArgumentError        an argument that cannot be right (dtype, parameter)
         └── InvalidQueryError       a box query that cannot be right (lo > hi, bad dims, no boxes)
 """
@@ -44,6 +45,7 @@ __all__ = [
     "CatalogNotFoundError",
     "ChecksumError",
     "ClipBranchesError",
+    "DatasetNotFoundError",
     "DimensionMismatchError",
     "IndexFormatError",
     "IndexNotFoundError",
@@ -51,3 +53,7 @@ __all__ = [
     "InvalidQueryError",
     "StaleIndexError",
 ]
+
+
+class DatasetNotFoundError(ClipBranchesError):
+    """A data set a benchmark or the demo needs is not installed (the message says how)."""

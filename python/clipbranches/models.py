@@ -1,0 +1,133 @@
+"""The model registry: every learner a fine-tuning round can use, behind one interface.
+
+A model is fitted on a :class:`~clipbranches.training.TrainingSet` and applied to a whole
+catalog, returning :class:`~clipbranches.learn.Ranked` (every accepted item, best first):
+
+- ``branch``, ``ensemble``: the decision-branch box models, applied through the index.
+- ``tree``, ``forest``: scikit-learn's DecisionTree / RandomForest(25), applied by a full scan
+  of the codes in chunks (the slow baselines the original's UI offers for contrast).
+- ``logreg``: class-balanced logistic regression on the codes, applied by a full scan.
+
+scikit-learn is imported only when a scan model is fitted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from clipbranches.exceptions import InvalidArgumentError
+from clipbranches.learn import BranchEnsemble, DecisionBranch, Ranked
+
+if TYPE_CHECKING:
+    from clipbranches.catalog import Catalog
+    from clipbranches.training import TrainingSet
+
+__all__ = ["MODELS", "BoxModel", "Model", "ScanModel", "make_model"]
+
+#: Rows per chunk of a full scan.
+SCAN_CHUNK = 1 << 18
+
+
+class Model(Protocol):
+    """What a fine-tuning round needs from a learner."""
+
+    name: str
+
+    def fit(self, training: TrainingSet) -> Model: ...
+
+    def apply(self, catalog: Catalog) -> Ranked: ...
+
+
+class BoxModel:
+    """A decision-branch model or ensemble, applied through the catalog's index."""
+
+    def __init__(self, name: str, learner: DecisionBranch | BranchEnsemble) -> None:
+        self.name = name
+        self.learner = learner
+
+    def fit(self, training: TrainingSet) -> BoxModel:
+        self.learner.fit(training.codes, training.labels, training.weights)
+        return self
+
+    def apply(self, catalog: Catalog) -> Ranked:
+        return self.learner.apply(catalog)
+
+
+class ScanModel:
+    """A scikit-learn classifier applied to every catalog item by a chunked, threaded scan.
+
+    Accepted: predicted probability of the positive class above 0.5; ranked by it.
+    """
+
+    def __init__(self, name: str, make: Callable[[], Any], scale: bool = False) -> None:
+        self.name = name
+        self.make = make
+        self.scale = scale
+        self.estimator: Any = None
+
+    def _features(self, codes: NDArray[np.uint8]) -> NDArray[np.float32]:
+        x = codes.astype(np.float32)
+        return (x - 128.0) / 128.0 if self.scale else x
+
+    def fit(self, training: TrainingSet) -> ScanModel:
+        self.estimator = self.make()
+        self.estimator.fit(self._features(training.codes), training.labels, sample_weight=training.weights)
+        return self
+
+    def apply(self, catalog: Catalog) -> Ranked:
+        if self.estimator is None:
+            raise InvalidArgumentError(f"model {self.name!r} is not fitted yet")
+        codes = catalog.codes
+        positive = list(self.estimator.classes_).index(True)
+
+        def chunk(start: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+            proba = self.estimator.predict_proba(self._features(codes[start : start + SCAN_CHUNK]))[:, positive]
+            keep = np.flatnonzero(proba > 0.5)
+            return keep + start, proba[keep]
+
+        with ThreadPoolExecutor() as pool:
+            parts = list(pool.map(chunk, range(0, len(codes), SCAN_CHUNK)))
+        ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+        scores = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0)
+        order = np.lexsort((ids, -scores))
+        return Ranked(ids[order], scores[order], np.zeros(len(ids), np.uint16))
+
+
+def _tree() -> Any:
+    from sklearn.tree import DecisionTreeClassifier
+
+    return DecisionTreeClassifier(random_state=0)
+
+
+def _forest() -> Any:
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(n_estimators=25, n_jobs=-1, random_state=0)
+
+
+def _logreg() -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(class_weight="balanced", max_iter=1000)
+
+
+#: Model name -> factory taking the round's seed.
+MODELS: dict[str, Callable[[int], Model]] = {
+    "branch": lambda seed: BoxModel("branch", DecisionBranch(seed=seed)),
+    "ensemble": lambda seed: BoxModel("ensemble", BranchEnsemble(seed=seed)),
+    "tree": lambda seed: ScanModel("tree", _tree),
+    "forest": lambda seed: ScanModel("forest", _forest),
+    "logreg": lambda seed: ScanModel("logreg", _logreg, scale=True),
+}
+
+
+def make_model(name: str, seed: int = 0) -> Model:
+    """A fresh model by registry name."""
+    if name not in MODELS:
+        raise InvalidArgumentError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[name](seed)
