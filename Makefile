@@ -28,7 +28,7 @@ $(STAMPS)/venv: pyproject.toml
 	@mkdir -p $(STAMPS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
-	$(PY) -m pip install --quiet --group dev
+	$(PY) -m pip install --quiet --group dev --group full
 	@touch $@
 
 $(STAMPS)/develop: $(STAMPS)/venv $(RUST_SOURCES) pyproject.toml

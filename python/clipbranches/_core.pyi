@@ -16,6 +16,7 @@ __all__ = [
     "CatalogWriter",
     "ChecksumError",
     "ClipBranchesError",
+    "DatasetNotFoundError",
     "DimensionMismatchError",
     "IndexFormatError",
     "IndexNotFoundError",
@@ -46,6 +47,7 @@ class IndexNotFoundError(CatalogError): ...
 class IndexFormatError(CatalogError): ...
 class StaleIndexError(CatalogError): ...
 class DimensionMismatchError(ClipBranchesError): ...
+class DatasetNotFoundError(ClipBranchesError): ...
 class InvalidArgumentError(ClipBranchesError): ...
 class InvalidQueryError(InvalidArgumentError): ...
 
@@ -135,6 +137,7 @@ def fit_ensemble(
     subsets: list[list[int]],
     *,
     members: int,
+    keep_positives: bool,
     max_boxes: int,
     min_pts: int | None,
     max_evals: float,

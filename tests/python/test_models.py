@@ -1,0 +1,108 @@
+"""The model registry end to end on a small synthetic catalog, the self-trained linear model,
+and the evaluation recipe's pieces (idx parsing, split, PCA) on tiny inputs."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clipbranches import Catalog, DatasetNotFoundError, InvalidArgumentError, build_training_set, synthetic
+from clipbranches.evaluation import load_fashion_mnist, pca_unit, stratified_split
+from clipbranches.models import DEFAULT_MODEL, MODELS, make_model
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
+    cat = synthetic.make_catalog(tmp_path_factory.mktemp("models") / "cat", 8000, k=20)
+    cat.build_index(block_items=512)
+    return cat
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_fits_and_ranks_the_cluster(catalog: Catalog, name: str) -> None:
+    labels = catalog.items["label"].to_numpy()
+    members = np.flatnonzero(labels == 4)
+    positives = np.random.default_rng(0).choice(members, size=32, replace=False)
+    training = build_training_set(catalog.codes, positives, random_negatives=500, seed=0)
+    ranked = make_model(name, seed=0).fit(training).apply(catalog)
+    assert len(ranked.ids) == len(np.unique(ranked.ids))
+    assert np.all(np.diff(ranked.scores) <= 0), "best first"
+    if len(ranked):
+        precision = np.isin(ranked.ids, members).mean()
+        assert precision > 0.5, f"{name}: precision {precision:.2f}"
+
+
+def test_default_model_is_registered_and_unknown_names_fail() -> None:
+    assert DEFAULT_MODEL in MODELS
+    with pytest.raises(InvalidArgumentError, match="unknown model 'svm'"):
+        make_model("svm")
+
+
+def test_linear_model_is_deterministic_and_needs_fitting(catalog: Catalog) -> None:
+    positives = np.flatnonzero(catalog.items["label"].to_numpy() == 2)[:8]
+    training = build_training_set(catalog.codes, positives, seed=1)
+    a = make_model("linear", seed=3).fit(training).apply(catalog)
+    b = make_model("linear", seed=3).fit(training).apply(catalog)
+    np.testing.assert_array_equal(a.ids, b.ids)
+    with pytest.raises(InvalidArgumentError, match="not fitted"):
+        make_model("linear").apply(catalog)
+
+
+def _write_idx(path: Path, magic: int, array: np.ndarray) -> None:
+    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_reader_on_tiny_files(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    train, test = rng.integers(0, 256, (6, 28, 28)), rng.integers(0, 256, (4, 28, 28))
+    _write_idx(tmp_path / "train-images-idx3-ubyte.gz", 0x0803, train)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte.gz", 0x0801, np.arange(6) % 10)
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", 0x0803, test)
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", 0x0801, np.arange(4) % 10)
+    images, labels = load_fashion_mnist(tmp_path)
+    np.testing.assert_array_equal(images, np.concatenate([train, test]).astype(np.uint8))
+    np.testing.assert_array_equal(labels, [0, 1, 2, 3, 4, 5, 0, 1, 2, 3])
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", 0x0803, np.arange(4))
+    with pytest.raises(DatasetNotFoundError, match="not an idx file"):
+        load_fashion_mnist(tmp_path)
+
+
+def test_missing_dataset_says_how_to_install(tmp_path: Path) -> None:
+    with pytest.raises(DatasetNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        load_fashion_mnist(tmp_path)
+
+
+def test_split_is_stratified_disjoint_and_seeded() -> None:
+    labels = np.repeat(np.arange(3), [10, 7, 4])
+    pool, test = stratified_split(labels, seed=0)
+    assert len(np.intersect1d(pool, test)) == 0
+    assert len(pool) + len(test) == len(labels)
+    assert list(np.bincount(labels[pool])) == [5, 3, 2]
+    np.testing.assert_array_equal(pool, stratified_split(labels, seed=0)[0])
+
+
+def test_pca_unit_rows_are_unit_and_components_ordered() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((500, 20)) * np.linspace(10, 1, 20)
+    out = pca_unit(x.astype(np.float32), dim=4)
+    assert out.shape == (500, 4)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5)
+
+
+def test_lite0_features_shape_and_determinism() -> None:
+    pytest.importorskip("torch")
+    from clipbranches.evaluation import lite0_features
+
+    images = np.random.default_rng(0).integers(0, 256, (3, 28, 28), dtype=np.uint8)
+    a = lite0_features(images, device="cpu", progress=False)
+    b = lite0_features(images[:2], device="cpu", progress=False)
+    assert a.shape == (3, 1280)
+    assert a.dtype == np.float32
+    assert np.isfinite(a).all()
+    np.testing.assert_allclose(a[:2], b, rtol=1e-4, atol=1e-4)
