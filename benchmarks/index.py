@@ -19,6 +19,7 @@ looks like against 500+ random negatives). Both kinds are timed in the same run.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from clipbranches import Box, synthetic
+from clipbranches import Box, BranchEnsemble, Catalog, DecisionBranch, build_training_set, synthetic
 from harness import machine_line, run_cli, timed
 
 SUBSET_SIZES = (4, 6, 8)
@@ -190,6 +191,34 @@ def run(n: int, workdir: Path, repeat: int) -> None:
             + " |"
         )
     print("\n(top-60 for 'fused scan' is the same exact SIMD scan as for 'block index': the index has no top-k path)")
+    trained_models(catalog, members, repeat)
+
+
+def trained_models(catalog: Catalog, members: NDArray[np.int64], repeat: int) -> None:
+    """Boxes from the learners, trained the way the original was measured: 20 positives of the
+    target cluster and 500 random negatives; query = every box of the model on the index."""
+    positives = np.random.default_rng(1).choice(members, size=20, replace=False)
+    training = build_training_set(catalog.codes, positives, random_negatives=500, seed=0)
+    print("\nlearner-trained models (20 positives of the cluster + 500 random negatives):\n")
+    print("| model | boxes | fit ms | index query ms | scan query ms | hits | accepted | F1 vs the cluster |")
+    print("|---|---|---|---|---|---|---|---|")
+    learners: list[tuple[str, DecisionBranch | BranchEnsemble]] = [
+        ("branch", DecisionBranch(seed=0)),
+        ("ensemble-25", BranchEnsemble(seed=0)),
+    ]
+    for name, learner in learners:
+        fit = timed(functools.partial(learner.fit, training.codes, training.labels, training.weights), repeat)
+        boxes = learner.boxes_
+        query = timed(functools.partial(catalog.query_boxes, boxes, method="index"), max(1, repeat), warmup=True)
+        scan = timed(functools.partial(catalog.query_boxes, boxes, method="scan"), 1)
+        hits = catalog.query_boxes(boxes, method="index")
+        accepted = learner.apply(catalog).ids
+        hit = len(np.intersect1d(accepted, members))
+        f1 = 2 * hit / (len(accepted) + len(members)) if hit else 0.0
+        print(
+            f"| {name} | {len(boxes)} | {fit * 1e3:.1f} | {query * 1e3:.1f} | {scan * 1e3:,.1f} | "
+            f"{len(hits.ids):,} | {len(accepted):,} | {f1:.3f} |"
+        )
 
 
 if __name__ == "__main__":
