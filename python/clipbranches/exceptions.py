@@ -17,6 +17,7 @@ same types; this module is their public home.
     │   └── StaleIndexError         the index belongs to another catalog (or another version)
     ├── DimensionMismatchError      data whose shape does not fit
     ├── DatasetNotFoundError        a data set a benchmark or the demo needs is not installed
+    ├── EncoderError                an encoder cannot be loaded (weights missing: says what to pass)
     └── InvalidArgumentError        an argument that cannot be right (dtype, parameter)
         └── InvalidQueryError       a box query that cannot be right (lo > hi, bad dims, no boxes)
 """
@@ -31,6 +32,7 @@ from clipbranches._core import (
     ClipBranchesError,
     DatasetNotFoundError,
     DimensionMismatchError,
+    EncoderError,
     IndexFormatError,
     IndexNotFoundError,
     InvalidArgumentError,
@@ -48,6 +50,7 @@ __all__ = [
     "ClipBranchesError",
     "DatasetNotFoundError",
     "DimensionMismatchError",
+    "EncoderError",
     "IndexFormatError",
     "IndexNotFoundError",
     "InvalidArgumentError",

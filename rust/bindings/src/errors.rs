@@ -67,6 +67,12 @@ create_exception!(
 
 create_exception!(
     clipbranches.exceptions,
+    EncoderError,
+    ClipBranchesError,
+    "An encoder cannot be loaded (missing weights, unknown model); the message says what to pass."
+);
+create_exception!(
+    clipbranches.exceptions,
     DatasetNotFoundError,
     ClipBranchesError,
     "A data set a benchmark or the demo needs is not installed (the message says how)."
@@ -111,6 +117,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("StaleIndexError", py.get_type::<StaleIndexError>())?;
     m.add("DimensionMismatchError", py.get_type::<DimensionMismatchError>())?;
     m.add("DatasetNotFoundError", py.get_type::<DatasetNotFoundError>())?;
+    m.add("EncoderError", py.get_type::<EncoderError>())?;
     m.add("InvalidQueryError", py.get_type::<InvalidQueryError>())?;
     m.add("InvalidArgumentError", py.get_type::<InvalidArgumentError>())?;
     Ok(())
