@@ -1,0 +1,239 @@
+"""Ingest an image collection into a catalog: list, encode, apply the image head, quantize,
+write (through the store API), with thumbnails for the UI.
+
+Resumable: work happens in chunks inside a work directory next to the target
+(``.<name>.ingest``); each finished chunk is written atomically (temp file + rename), so after a
+Ctrl-C or a kill the next run with the same source continues from the last finished chunk. The
+catalog itself is written only at the end, by :meth:`Catalog.create` (hidden sibling + atomic
+rename), so no half-written catalog ever stands at the target.
+
+Sources: a folder of images (recursively; a sidecar ``<stem>.txt`` gives the caption), or a CSV
+/ parquet file with a ``path`` (or ``uri`` / ``url``) column and an optional ``caption`` column;
+relative paths are taken from the table's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from clipbranches.catalog import Catalog
+from clipbranches.exceptions import CatalogExistsError, InvalidArgumentError
+from clipbranches.quantize import FixedRangeQuantizer
+
+if TYPE_CHECKING:
+    from clipbranches.encoders import Encoder
+    from clipbranches.head import Heads
+
+__all__ = ["IMAGE_SUFFIXES", "IngestReport", "ingest", "list_source"]
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
+THUMB_SIZE = 160
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did: items written, files skipped (with why), chunks reused from an
+    interrupted run."""
+
+    items: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    resumed_chunks: int = 0
+
+
+def list_source(source: str | os.PathLike[str]) -> pl.DataFrame:
+    """The items to ingest, as ``uri`` (absolute path or URL) and ``caption`` (may be null)."""
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        captions = []
+        for p in files:
+            sidecar = p.with_suffix(".txt")
+            captions.append(sidecar.read_text(errors="replace").strip() if sidecar.is_file() else None)
+        return pl.DataFrame(
+            {"uri": [str(p.resolve()) for p in files], "caption": captions},
+            schema={"uri": pl.String, "caption": pl.String},
+        )
+    if source.is_file() and source.suffix.lower() in (".csv", ".parquet"):
+        table = pl.read_csv(source) if source.suffix.lower() == ".csv" else pl.read_parquet(source)
+        column = next((c for c in ("path", "uri", "url") if c in table.columns), None)
+        if column is None:
+            raise InvalidArgumentError(f"{source}: needs a 'path', 'uri' or 'url' column, has {table.columns}")
+        uris = [
+            u if "://" in u else str((source.parent / u).resolve()) for u in table[column].cast(pl.String).to_list()
+        ]
+        caption_column = (
+            table["caption"].cast(pl.String)
+            if "caption" in table.columns
+            else pl.Series([None] * len(uris), dtype=pl.String)
+        )
+        return pl.DataFrame({"uri": uris, "caption": caption_column})
+    raise InvalidArgumentError(f"{source}: not a folder of images, a .csv or a .parquet file")
+
+
+def ingest(
+    source: str | os.PathLike[str],
+    catalog_path: str | os.PathLike[str],
+    *,
+    encoder: Encoder,
+    heads: Heads,
+    chunk_size: int = 1024,
+    batch_size: int = 64,
+    thumbnails: bool = True,
+    overwrite: bool = False,
+    progress: bool = False,
+    _after_chunk: Callable[[int], None] | None = None,
+) -> tuple[Catalog, IngestReport]:
+    """Ingest ``source`` into a new catalog at ``catalog_path`` (see the module docstring).
+
+    ``heads`` maps the encoder's image features to the 32-d space (its config must match the
+    encoder's dims). Returns the opened catalog and what happened (skipped files with reasons,
+    chunks reused from an interrupted run). Item ids are 0..n-1 in source order, skipped files
+    left out; ``source_row`` keeps each item's row in the source listing.
+    """
+    target = Path(catalog_path)
+    if target.exists() and not overwrite:
+        raise CatalogExistsError(f"{target} exists; pass overwrite=True to replace it")
+    if heads.config.image_dim != encoder.image_dim:
+        raise InvalidArgumentError(
+            f"the head takes {heads.config.image_dim}-d image features, the encoder gives {encoder.image_dim}"
+        )
+    if chunk_size < 1 or batch_size < 1:
+        raise InvalidArgumentError("chunk_size and batch_size must be >= 1")
+    listing = list_source(source)
+    work = target.with_name(f".{target.name}.ingest")
+    work.mkdir(exist_ok=True)
+    (work / "thumbs").mkdir(exist_ok=True)
+    fingerprint = {
+        "listing": listing.hash_rows().sum(),
+        "rows": len(listing),
+        "encoder": encoder.identity,
+        "head": heads.config.to_dict(),
+        "chunk": chunk_size,
+    }
+    stamp = work / "source.json"
+    if stamp.is_file() and json.loads(stamp.read_text()) != json.loads(json.dumps(fingerprint)):
+        shutil.rmtree(work)  # another source or model: nothing to resume
+        work.mkdir()
+        (work / "thumbs").mkdir()
+    _write_atomically(stamp, json.dumps(fingerprint).encode())
+    report = IngestReport()
+    uris: list[str] = listing["uri"].to_list()
+    heads.eval()
+    for chunk, start in enumerate(range(0, len(uris), chunk_size)):
+        done = work / f"chunk-{chunk:06d}.npz"
+        if done.is_file():
+            report.resumed_chunks += 1
+            continue
+        _encode_chunk(
+            encoder,
+            heads,
+            uris[start : start + chunk_size],
+            start,
+            done,
+            work / "thumbs",
+            batch_size,
+            thumbnails,
+            progress,
+        )
+        if _after_chunk is not None:
+            _after_chunk(chunk)
+    positions, codes = _gather(work, (len(uris) + chunk_size - 1) // chunk_size, heads.config.out_dim, report)
+    items = listing[positions.tolist()].with_columns(pl.Series("source_row", positions, dtype=pl.Int64))
+    items = items.with_row_index("id").with_columns(pl.col("id").cast(pl.Int64))
+    catalog = Catalog.create(
+        target,
+        codes,
+        items,
+        quantizer=FixedRangeQuantizer(),
+        encoder=encoder.identity,
+        head=heads.config.to_dict(),
+        dim=heads.config.out_dim,
+        overwrite=overwrite,
+    )
+    if thumbnails:
+        _install_thumbnails(work / "thumbs", positions, target / "thumbs")
+    shutil.rmtree(work, ignore_errors=True)
+    report.items = len(catalog)
+    return catalog, report
+
+
+def _encode_chunk(
+    encoder: Encoder,
+    heads: Heads,
+    paths: list[str],
+    start: int,
+    done: Path,
+    thumbs: Path,
+    batch_size: int,
+    thumbnails: bool,
+    progress: bool,
+) -> None:
+    """Encode one chunk of the listing and write ``done`` (atomically): the listing positions
+    that decoded, their codes, and the failures."""
+    import torch
+
+    from clipbranches.encoders.files import DecodeReport, encode_files, open_image
+
+    device = next(heads.parameters()).device
+    quantizer = FixedRangeQuantizer()
+    decode = DecodeReport()
+    positions: list[NDArray[np.int64]] = []
+    codes: list[NDArray[np.uint8]] = []
+    for pos, features in encode_files(encoder, paths, batch_size=batch_size, report=decode, progress=progress):
+        with torch.no_grad():
+            z = heads.encode_image(torch.from_numpy(features).to(device)).float().cpu().numpy()
+        positions.append(pos + start)
+        codes.append(quantizer.quantize(z))
+        if thumbnails:
+            for p in pos.tolist():
+                image = open_image(paths[p])
+                if not isinstance(image, str):
+                    image.thumbnail((THUMB_SIZE, THUMB_SIZE))
+                    image.save(thumbs / f"{start + p}.jpg", quality=85)
+    failures = [(paths[i], reason) for i, _, reason in decode.failures]
+    tmp = done.with_name(done.name + ".tmp.npz")
+    np.savez(
+        tmp,
+        positions=np.concatenate(positions) if positions else np.zeros(0, np.int64),
+        codes=np.concatenate(codes) if codes else np.zeros((0, heads.config.out_dim), np.uint8),
+        failures=np.array(json.dumps(failures)),
+    )
+    os.replace(tmp, done)
+
+
+def _gather(work: Path, chunks: int, dim: int, report: IngestReport) -> tuple[NDArray[np.int64], NDArray[np.uint8]]:
+    """All chunks' positions and codes, in order; their failures go into ``report``."""
+    positions: list[NDArray[np.int64]] = [np.zeros(0, np.int64)]
+    codes: list[NDArray[np.uint8]] = [np.zeros((0, dim), np.uint8)]
+    for chunk in range(chunks):
+        with np.load(work / f"chunk-{chunk:06d}.npz") as data:
+            positions.append(data["positions"])
+            codes.append(data["codes"])
+            report.skipped += [(str(path), str(reason)) for path, reason in json.loads(str(data["failures"]))]
+    return np.concatenate(positions), np.concatenate(codes)
+
+
+def _install_thumbnails(thumbs: Path, positions: NDArray[np.int64], final: Path) -> None:
+    """Rename the work dir's thumbnails (named by listing position) to ``final/<id>.jpg``."""
+    shutil.rmtree(final, ignore_errors=True)
+    final.mkdir()
+    for new_id, old in enumerate(positions.tolist()):
+        thumb = thumbs / f"{old}.jpg"
+        if thumb.is_file():
+            os.replace(thumb, final / f"{new_id}.jpg")
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
