@@ -81,7 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--wide", action="store_true", help="also train the 8192-wide head")
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--koleo", type=float, default=0.1)
+    parser.add_argument("--koleo", type=float, default=0.5)
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     images, labels = load_features()

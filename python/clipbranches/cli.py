@@ -124,7 +124,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--hidden", type=int, nargs="+", default=[1024])
     t.add_argument("--out-dim", type=int, default=32)
     t.add_argument("--epochs", type=int, default=50)
-    t.add_argument("--koleo", type=float, default=0.1, help="KoLeo weight (0: plain CLIP loss)")
+    t.add_argument("--koleo", type=float, default=0.5, help="KoLeo weight (0: plain CLIP loss)")
     t.add_argument("--seed", type=int, default=0)
     common(t)
     t.set_defaults(run=train_head)

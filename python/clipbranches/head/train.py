@@ -25,13 +25,17 @@ __all__ = ["TrainConfig", "TrainResult", "recall_at", "train_heads"]
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings (``koleo_weight`` is the loss's lambda; 0 trains without KoLeo)."""
+    """Optimisation settings (``koleo_weight`` is the loss's lambda; 0 trains without KoLeo).
+
+    The KoLeo default, 0.5, is the best of 0 / 0.1 / 0.5 on Table 1 (Fashion-MNIST, offline
+    towers): neighbour recall after 8-bit quantization R@1 0.920 / 0.932 / 0.960.
+    """
 
     epochs: int = 50
     batch_size: int = 1024
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    koleo_weight: float = 0.1
+    koleo_weight: float = 0.5
     val_fraction: float = 0.1
     patience: int = 5
     seed: int = 0
