@@ -34,11 +34,8 @@ def main() -> None:
     start = time.perf_counter()
     features = evaluation.lite0_features(images, batch_size=512)
     seconds = time.perf_counter() - start
-    centred = features.astype(np.float64) - features.mean(axis=0)
-    values, vectors = np.linalg.eigh(centred.T @ centred)
-    top = np.argsort(values)[::-1][:DIM]
-    reduced = (centred @ vectors[:, top]).astype(np.float16)
-    kept = values[top].sum() / values.sum()
+    projected, kept = evaluation.pca(features, DIM)
+    reduced = projected.astype(np.float16)
     for k, part in enumerate(np.array_split(reduced, PARTS)):
         np.save(out / f"fmnist_lite0_pca256_{k}.npy", part)
     np.save(out / "fmnist_labels.npy", labels)

@@ -29,6 +29,7 @@ __all__ = [
     "embed_fashion_mnist",
     "lite0_features",
     "load_fashion_mnist",
+    "pca",
     "pca_unit",
     "stratified_split",
 ]
@@ -129,16 +130,22 @@ def lite0_features(
     return out
 
 
+def pca(features: NDArray[np.floating], dim: int) -> tuple[NDArray[np.float64], float]:
+    """Projection of ``features`` on their top ``dim`` principal components (fitted on all
+    rows), and the fraction of the variance those components keep."""
+    centred = features.astype(np.float64) - features.mean(axis=0, dtype=np.float64)
+    # The top eigenvectors of the covariance (features' dim squared) give the components.
+    eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred)
+    top = np.argsort(eigenvalues)[::-1][:dim]
+    components = eigenvectors[:, top]
+    # Fix each component's sign (largest absolute loading positive) so the result is unique.
+    components *= np.sign(components[np.abs(components).argmax(axis=0), np.arange(len(top))])
+    return centred @ components, float(eigenvalues[top].sum() / eigenvalues.sum())
+
+
 def pca_unit(features: NDArray[np.float32], dim: int = 32) -> NDArray[np.float32]:
     """PCA of ``features`` to ``dim`` components (fitted on all rows), each row unit norm."""
-    mean = features.mean(axis=0, dtype=np.float64)
-    centred = features.astype(np.float64) - mean
-    # The top eigenvectors of the covariance (1280 x 1280) give the components.
-    eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred)
-    components = eigenvectors[:, np.argsort(eigenvalues)[::-1][:dim]]
-    # Fix each component's sign (largest absolute loading positive) so the result is unique.
-    components *= np.sign(components[np.abs(components).argmax(axis=0), np.arange(dim)])
-    projected = centred @ components
+    projected, _ = pca(features, dim)
     return (projected / np.linalg.norm(projected, axis=1, keepdims=True)).astype(np.float32)
 
 

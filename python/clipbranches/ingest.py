@@ -31,6 +31,8 @@ from clipbranches.exceptions import CatalogExistsError, InvalidArgumentError
 from clipbranches.quantize import FixedRangeQuantizer
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from clipbranches.encoders import Encoder
     from clipbranches.head import Heads
 
@@ -186,24 +188,33 @@ def _encode_chunk(
     that decoded, their codes, and the failures."""
     import torch
 
-    from clipbranches.encoders.files import DecodeReport, encode_files, open_image
+    from clipbranches.encoders.files import DecodeReport, encode_files
 
     device = next(heads.parameters()).device
     quantizer = FixedRangeQuantizer()
     decode = DecodeReport()
     positions: list[NDArray[np.int64]] = []
     codes: list[NDArray[np.uint8]] = []
-    for pos, features in encode_files(encoder, paths, batch_size=batch_size, report=decode, progress=progress):
+
+    def save_thumbnails(batch: NDArray[np.int64], images: list[Image.Image]) -> None:
+        for p, image in zip(batch.tolist(), images, strict=True):
+            thumb = image.copy()
+            thumb.thumbnail((THUMB_SIZE, THUMB_SIZE))
+            thumb.save(thumbs / f"{start + p}.jpg", quality=85)
+
+    batches = encode_files(
+        encoder,
+        paths,
+        batch_size=batch_size,
+        report=decode,
+        progress=progress,
+        on_images=save_thumbnails if thumbnails else None,
+    )
+    for pos, features in batches:
         with torch.no_grad():
             z = heads.encode_image(torch.from_numpy(features).to(device)).float().cpu().numpy()
         positions.append(pos + start)
         codes.append(quantizer.quantize(z))
-        if thumbnails:
-            for p in pos.tolist():
-                image = open_image(paths[p])
-                if not isinstance(image, str):
-                    image.thumbnail((THUMB_SIZE, THUMB_SIZE))
-                    image.save(thumbs / f"{start + p}.jpg", quality=85)
     failures = [(paths[i], reason) for i, _, reason in decode.failures]
     tmp = done.with_name(done.name + ".tmp.npz")
     np.savez(

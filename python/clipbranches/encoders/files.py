@@ -8,7 +8,7 @@ ahead of the encoder; a file that is missing or cannot be decoded is skipped and
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -70,9 +70,11 @@ def encode_files(
     workers: int | None = None,
     report: DecodeReport | None = None,
     progress: bool = False,
+    on_images: Callable[[NDArray[np.int64], list[Image.Image]], None] | None = None,
 ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.float32]]]:
     """Yield ``(positions, features)`` per batch: the input positions that decoded and their
-    image features. Skipped files go into ``report``."""
+    image features. Skipped files go into ``report``; ``on_images`` sees each batch's decoded
+    images (e.g. to write thumbnails without decoding the files again)."""
     report = report if report is not None else DecodeReport()
     bar = None
     if progress:
@@ -90,7 +92,10 @@ def encode_files(
                 positions.append(i)
                 images.append(result)
             if len(images) == batch_size or (i == len(paths) - 1 and images):
-                yield np.array(positions, np.int64), encoder.encode_images(images)
+                batch = np.array(positions, np.int64)
+                if on_images is not None:
+                    on_images(batch, images)
+                yield batch, encoder.encode_images(images)
                 if bar is not None:
                     bar.update(len(images))
                 positions, images = [], []

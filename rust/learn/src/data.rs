@@ -65,6 +65,10 @@ impl<'a> TrainingSet<'a> {
         TrainingSet { codes: self.codes, dim: self.dim, positive: self.positive, weight }
     }
 
+    pub(crate) fn row(&self, row: usize) -> &'a [u8] {
+        &self.codes[row * self.dim..(row + 1) * self.dim]
+    }
+
     pub(crate) fn value(&self, row: usize, d: usize) -> u8 {
         self.codes[row * self.dim + d]
     }

@@ -81,35 +81,22 @@ pub fn fit_ensemble(data: &TrainingSet<'_>, subsets: &Subsets, params: &Ensemble
 /// One bootstrap sample as per-row draw counts (with `keep_positives`: the positives keep
 /// their weights and only the negatives are drawn).
 fn bootstrap(data: &TrainingSet<'_>, rng: &mut Rng, keep_positives: bool) -> LearnResult<Vec<f64>> {
+    // Kept rows enter with their weight; the rest is drawn, as many draws as its total weight.
+    let kept: Vec<f64> =
+        data.weight.iter().zip(data.positive).map(|(&w, &p)| if keep_positives && p { w } else { 0.0 }).collect();
     let mut cumulative = Vec::with_capacity(data.len());
     let mut sum = 0.0;
-    for (&w, &positive) in data.weight.iter().zip(data.positive) {
-        sum += if keep_positives && positive { 0.0 } else { w };
+    for (&w, &k) in data.weight.iter().zip(&kept) {
+        sum += w - k;
         cumulative.push(sum);
     }
-    if keep_positives {
-        let mut counts = vec![0.0; data.len()];
-        for (c, (&w, &positive)) in counts.iter_mut().zip(data.weight.iter().zip(data.positive)) {
-            if positive {
-                *c = w;
-            }
-        }
-        if sum > 0.0 {
-            for _ in 0..(sum.round() as usize).max(1) {
-                let x = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * sum;
-                counts[cumulative.partition_point(|&c| c <= x).min(data.len() - 1)] += 1.0;
-            }
-        }
-        return Ok(counts);
-    }
-    let draws = (sum.round() as usize).max(1);
-    let mut counts = vec![0.0; data.len()];
+    let draws = if sum > 0.0 { (sum.round() as usize).max(1) } else { 0 };
+    let mut counts = kept.clone();
     for _ in 0..MAX_REDRAWS {
-        counts.fill(0.0);
+        counts.copy_from_slice(&kept);
         for _ in 0..draws {
             let x = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * sum;
-            let r = cumulative.partition_point(|&c| c <= x).min(data.len() - 1);
-            counts[r] += 1.0;
+            counts[cumulative.partition_point(|&c| c <= x).min(data.len() - 1)] += 1.0;
         }
         if counts.iter().zip(data.positive).any(|(&c, &p)| p && c > 0.0) {
             return Ok(counts);

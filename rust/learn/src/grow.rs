@@ -95,10 +95,6 @@ impl<'a> Grower<'a> {
         }
     }
 
-    pub(crate) fn data(&self) -> &TrainingSet<'a> {
-        &self.data
-    }
-
     /// Grows the box of `seed` (an active row) on `dims`.
     ///
     /// The region is kept as an explicit row list sorted by the current dim: the first dim
@@ -245,7 +241,7 @@ impl<'a> Grower<'a> {
     /// Marks every active row inside the box (`dims`, `lo`, `hi`) as covered.
     pub(crate) fn cover(&mut self, dims: &[u16], lo: &[u8], hi: &[u8]) {
         for r in 0..self.data.len() {
-            if self.active[r] && inside(&self.data, r, dims, lo, hi) {
+            if self.active[r] && inside(self.data.row(r), dims, lo, hi) {
                 self.active[r] = false;
                 self.total.0 -= self.wpos[r];
                 self.total.1 -= self.wneg[r];
@@ -287,9 +283,9 @@ fn active_rows(column: &[u32], active: &[bool]) -> Vec<u32> {
     column.iter().copied().filter(|&r| active[r as usize]).collect()
 }
 
-/// Whether row `r` of `data` is inside the box.
-pub(crate) fn inside(data: &TrainingSet<'_>, r: usize, dims: &[u16], lo: &[u8], hi: &[u8]) -> bool {
-    dims.iter().zip(lo).zip(hi).all(|((&d, &l), &h)| (l..=h).contains(&data.value(r, usize::from(d))))
+/// Whether `row` (one item's codes) is inside the box (`dims`, `lo`, `hi`).
+pub(crate) fn inside(row: &[u8], dims: &[u16], lo: &[u8], hi: &[u8]) -> bool {
+    dims.iter().zip(lo).zip(hi).all(|((&d, &l), &h)| (l..=h).contains(&row[usize::from(d)]))
 }
 
 #[cfg(test)]
