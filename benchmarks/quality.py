@@ -3,6 +3,7 @@
 
     python benchmarks/quality.py                      # all models, 10 classes x 7 p x 3 seeds
     python benchmarks/quality.py --models branch,ensemble --seeds 1
+    python benchmarks/quality.py --variants          # the alternatives the defaults were chosen over
 
 Data (``clipbranches.evaluation``): Fashion-MNIST (Debian dataset-fashion-mnist), every image
 embedded with EfficientNet-Lite0 (1280-d), PCA to 32 dims, unit norm, the paper's fixed-range
@@ -25,6 +26,7 @@ import shutil
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +34,27 @@ from numpy.typing import NDArray
 
 from clipbranches import BranchEnsemble, Catalog, FixedRangeQuantizer, build_training_set
 from clipbranches.evaluation import embed_fashion_mnist, stratified_split
-from clipbranches.models import MODELS, make_model
+from clipbranches.learn import DecisionBranch
+from clipbranches.models import MODELS, BoxModel, Model
+from clipbranches.selftrain import SelfTrainedLinear
 from harness import machine_line, timed
 
 CACHE = Path(__file__).resolve().parent.parent / ".cache" / "fmnist_lite0_pca32.npz"
 PS = (1, 2, 4, 8, 16, 32, 64)
+
+#: Alternatives to the registry's defaults, each a measured reason for a default (--variants).
+VARIANTS: dict[str, Callable[[int], Model]] = {
+    "branch_minpts_original": lambda seed: BoxModel("branch", DecisionBranch(seed=seed, min_pts=None)),
+    "branch_stop_infinite": lambda seed: BoxModel("branch", DecisionBranch(seed=seed, open_sides=False)),
+    "ensemble_original": lambda seed: BoxModel(
+        "ensemble", BranchEnsemble(seed=seed, min_pts=None, keep_positives=False)
+    ),
+    "ensemble_bootstrap_positives": lambda seed: BoxModel("ensemble", BranchEnsemble(seed=seed, keep_positives=False)),
+    "ensemble_keep_positives": lambda seed: BoxModel("ensemble", BranchEnsemble(seed=seed, keep_positives=True)),
+    "ensemble_threshold_0.3": lambda seed: BoxModel("ensemble", BranchEnsemble(seed=seed, threshold=0.3)),
+    "linear_pseudo_64": lambda seed: SelfTrainedLinear(seed, pseudo_weight=64.0),
+    "linear_pseudo_128": lambda seed: SelfTrainedLinear(seed, pseudo_weight=128.0),
+}
 BASELINES = ("nn_min", "nn_centroid")
 
 
@@ -64,11 +82,19 @@ def squared_distances(codes: NDArray[np.uint8], queries: NDArray[np.uint8]) -> N
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated registry names")
+    parser.add_argument(
+        "--variants", action="store_true", help="the alternatives in VARIANTS, with branch and ensemble"
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--ps", default=",".join(map(str, PS)))
     parser.add_argument("--features", type=Path, default=CACHE)
     args = parser.parse_args()
-    models = args.models.split(",")
+    factories: dict[str, Callable[[int], Model]] = dict(MODELS)
+    if args.variants:
+        factories = {"branch": MODELS["branch"], "ensemble": MODELS["ensemble"], "linear": MODELS["linear"], **VARIANTS}
+    models = list(factories) if args.variants else args.models.split(",")
+    if unknown := [m for m in models if m not in factories]:
+        raise SystemExit(f"unknown models {unknown}; choose from {', '.join(factories)}")
     ps = [int(p) for p in args.ps.split(",")]
 
     embeddings, labels = load_embeddings(args.features)
@@ -95,7 +121,7 @@ def main() -> None:
                     positives = rng.choice(members, size=p, replace=False)
                     training = build_training_set(pool_codes, positives, random_negatives=500, seed=seed)
                     for name in models:
-                        model = make_model(name, seed)
+                        model = factories[name](seed)
                         start = time.perf_counter()
                         model.fit(training)
                         mid = time.perf_counter()

@@ -28,9 +28,9 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_MIN_PTS", "KEEP_POSITIVES_UP_TO", "BranchEnsemble", "DecisionBranch", "Ranked", "original_subsets"]
 
 #: Values tried per box side by default (the quality report: better than the original's
-#: min(50, 1.5 x positives) at 2-16 positives, equal above).
+#: min(50, 1.5 x positives) at 2-32 positives, equal at 1 and 64; `quality.py --variants`).
 DEFAULT_MIN_PTS = 50
-#: Up to this many positives, an ensemble's members keep every positive (the quality report:
+#: Up to this many positives, an ensemble's members keep every positive (`benchmarks/quality.py --variants`:
 #: F1 0.053 vs 0.000 at 4 positives, 0.615 vs 0.606 at 32, but 0.659 vs 0.696 at 64).
 KEEP_POSITIVES_UP_TO = 32
 

@@ -8,7 +8,8 @@ items become (lightly weighted) pseudo-positives and a sample of its rejected it
 pseudo-negatives, so the second fit sees the shape of the class in the unlabelled catalog.
 The pseudo-positives weigh ``pseudo_weight / p`` labelled positives in all: much at p=4, little
 at p=64, where the labels alone suffice. Measured mean F1 (3 seeds) at p=4..64: 0.709, 0.745,
-0.745, 0.745, 0.750 against 0.682, 0.727, 0.726, 0.727, 0.738 for the best oracle baseline.
+0.746, 0.745, 0.751 against 0.682, 0.727, 0.726, 0.727, 0.738 for the best oracle baseline
+(`benchmarks/quality.py`).
 
 scikit-learn loads on first fit.
 """

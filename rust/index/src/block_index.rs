@@ -26,7 +26,7 @@ use crate::pool;
 use crate::simd::multiversion;
 
 /// Items per block (a multiple of 128, so the column loops have no remainder). Measured at 10M
-/// (issue 3's note): 512 → 4096 makes 30-box queries 1.4-1.5x faster, flat beyond; the boxes
+/// (`benchmarks/block_size.py`): 512 → 4096 makes box queries 1.1-2.1x faster, level beyond; the boxes
 /// a learner makes cut few blocks either way, so the per-block work (classifying every box,
 /// folding counters) is what the size trades against. 4096 keeps a block's counters (24 KB)
 /// in L1.
