@@ -1,20 +1,33 @@
 """Table 1 of the paper on data available here: how well nearest neighbours survive the 32-d
 projection's 8-bit quantization, for PCA-to-32, the head without KoLeo and the head with KoLeo,
-plus zero-shot accuracy, with the offline towers on Fashion-MNIST.
+plus zero-shot accuracy, with the offline towers on Fashion-MNIST and OpenClipArt; and which way of
+joining the offline towers' unrelated spaces works better: the trained heads or ConSE.
 
-    python benchmarks/table1.py                # needs .cache/fmnist_lite0_pca256_*.npy
+    python benchmarks/table1.py                # both datasets (needs the .cache files below)
     python benchmarks/table1.py --wide         # also the original's 8192-wide hidden layer
+    python benchmarks/table1.py --dataset openclipart
 
-Image features: EfficientNet-Lite0 (1280-d pooled) reduced to 256 dims by PCA (90% of the
-variance), computed on a GPU by ``benchmarks/device_features.py`` (a device run may return at
-most 64 MB; 70,000 x 1280 floats do not fit). Text: WordLlama (256-d) embeddings of captions built
-from the class names with five templates. Stratified 50/50 split (seed 0): heads train on the
-first half (10% of it held out for early stopping), everything is measured on the second.
+Image features (EfficientNet-Lite0, 1280-d pooled):
+- Fashion-MNIST: reduced to 256 dims by PCA (90% of the variance), computed on a GPU by
+  ``benchmarks/device_features.py`` (a device run may return at most 64 MB), in
+  ``.cache/fmnist_lite0_pca256_*.npy``; captions from the class names with five templates.
+- OpenClipArt: all 1280 dims, from ``benchmarks/offline_features.py`` (CPU), in
+  ``.cache/openclipart_lite0.npz``; captions are the titles from the SVG files (the paper's
+  recipe); the zero-shot classes are the top folders (less "unsorted" and "special").
+Text: WordLlama (256-d). Stratified 50/50 split (seed 0): heads train on the first half (10% of it
+held out for early stopping), everything is measured on the second.
 
 Recall@k: for 1,000 test queries, the overlap between the k nearest test items by cosine on the
 float 32-d vectors and the k nearest by L2 on their uint8 codes (the paper's fixed-range
-quantizer), divided by k. Zero-shot: each test image gets the class whose caption
+quantizer), divided by k. Zero-shot: each test image gets the class whose prompt
 "a photo of a {class}" is nearest (float and uint8 codes).
+
+Joining: ConSE (no training) maps an image to the probability-weighted mean of the WordLlama
+embeddings of its 10 most likely ImageNet classes ("a photo of a {class}"), then zero-shot as
+above in WordLlama's 256-d space. It needs the Lite0 logits, which PCA-256 features cannot give, so
+on Fashion-MNIST it runs on a stratified subset of the test half whose raw features
+``benchmarks/offline_features.py`` computed (``.cache/fmnist_lite0_subset.npz``); the trained head
+is scored on the same images.
 """
 
 from __future__ import annotations
@@ -22,39 +35,108 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from clipbranches import FixedRangeQuantizer
-from clipbranches.evaluation import FASHION_MNIST_CLASSES, stratified_split
+from clipbranches.evaluation import (
+    FASHION_MNIST_CLASSES,
+    conse,
+    imagenet_classes,
+    lite0_classifier,
+    openclipart_items,
+    stratified_split,
+)
 from harness import machine_line
 
 CACHE = Path(__file__).resolve().parent.parent / ".cache"
 TEMPLATES = ("a photo of a {}", "a {}", "a picture of a {}", "an image of a {}", "a product photo of a {}")
+PROMPT = "a photo of a {}"
 KS = (1, 10, 100)
+#: OpenClipArt folders that name no kind of picture: kept for training, not zero-shot classes.
+NOT_CLASSES = ("unsorted", "special")
 
 
-def load_features() -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-    parts = sorted(CACHE.glob("fmnist_lite0_pca256_*.npy"))
-    if not parts:
-        raise SystemExit(f"no features in {CACHE}: run benchmarks/device_features.py on a GPU machine first")
-    return np.concatenate([np.load(p) for p in parts]).astype(np.float32), np.load(CACHE / "fmnist_labels.npy")
+@dataclass
+class Dataset:
+    name: str
+    description: str
+    images: NDArray[np.float32]  # tower features, one row per item
+    captions: NDArray[np.float32]  # text features of each item's caption
+    labels: NDArray[np.int64]  # class per item, -1 where it is not a zero-shot class
+    prompts: NDArray[np.float32]  # text features of each class's prompt
+    conse_ids: NDArray[np.int64]  # test items ConSE is scored on
+    conse_images: NDArray[np.float32]  # their images joined to the text space by ConSE
+    rates: str  # images encoded per second, as measured when the features were cached
 
 
-def text_features(labels: NDArray[np.int64], seed: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """Per image a caption from a random template; and the zero-shot prompts."""
+def _need(path: Path, how: str) -> Path:
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: run {how} first")
+    return path
+
+
+def _wordllama() -> Any:
     import wordllama
     from wordllama import WordLlama
 
-    model = WordLlama.load(cache_dir=os.path.dirname(wordllama.__file__), disable_download=True)
+    return WordLlama.load(cache_dir=os.path.dirname(wordllama.__file__), disable_download=True)
+
+
+def _embed(model: Any, texts: list[str]) -> NDArray[np.float32]:
+    return np.asarray(model.embed(texts), np.float32)
+
+
+def _conse(model: Any, features: NDArray[np.float32]) -> NDArray[np.float32]:
+    weight, bias = lite0_classifier()
+    classes = _embed(model, [PROMPT.format(c) for c in imagenet_classes()])
+    return conse(features.astype(np.float32) @ weight.T + bias, classes)
+
+
+def fashion_mnist(model: Any) -> Dataset:
+    parts = sorted(CACHE.glob("fmnist_lite0_pca256_*.npy"))
+    if not parts:
+        raise SystemExit(f"no features in {CACHE}: run benchmarks/device_features.py on a GPU machine first")
+    images = np.concatenate([np.load(p) for p in parts]).astype(np.float32)
+    labels = np.load(_need(CACHE / "fmnist_labels.npy", "benchmarks/device_features.py"))
     names = [c.lower() for c in FASHION_MNIST_CLASSES]
-    table = np.asarray(model.embed([t.format(n) for n in names for t in TEMPLATES]), np.float32)
-    table = table.reshape(len(names), len(TEMPLATES), -1)
-    template = np.random.default_rng(seed).integers(len(TEMPLATES), size=len(labels))
-    prompts = np.asarray(model.embed([f"a photo of a {n}" for n in names]), np.float32)
-    return table[labels, template], prompts
+    table = _embed(model, [t.format(n) for n in names for t in TEMPLATES]).reshape(len(names), len(TEMPLATES), -1)
+    template = np.random.default_rng(0).integers(len(TEMPLATES), size=len(labels))
+    subset = np.load(_need(CACHE / "fmnist_lite0_subset.npz", "benchmarks/offline_features.py"))
+    return Dataset(
+        "Fashion-MNIST",
+        "EfficientNet-Lite0 -> PCA 256, WordLlama 256; captions from the class names",
+        images,
+        table[labels, template],
+        labels,
+        _embed(model, [PROMPT.format(n) for n in names]),
+        subset["ids"],
+        _conse(model, subset["features"]),
+        f"{subset['rate']} here; 70,000 images at ~8,350 images/s on an H200 (device_features.py)",
+    )
+
+
+def openclipart(model: Any) -> Dataset:
+    cached = np.load(_need(CACHE / "openclipart_lite0.npz", "benchmarks/offline_features.py"))
+    items = [openclipart_items()[i] for i in cached["positions"]]
+    classes = sorted({i.category for i in items} - set(NOT_CLASSES))
+    labels = np.array([classes.index(i.category) if i.category in classes else -1 for i in items], np.int64)
+    images = cached["features"].astype(np.float32)
+    return Dataset(
+        "OpenClipArt",
+        "EfficientNet-Lite0 1280, WordLlama 256; captions are the SVG titles",
+        images,
+        _embed(model, [i.title for i in items]),
+        labels,
+        _embed(model, [PROMPT.format(c.replace("_", " ")) for c in classes]),
+        np.arange(len(items)),  # every test item (filtered to the test half below)
+        _conse(model, images),
+        str(cached["rate"]),
+    )
 
 
 def neighbour_recall(vectors: NDArray[np.float32], codes: NDArray[np.uint8], queries: NDArray[np.int64]) -> list[float]:
@@ -70,27 +152,24 @@ def neighbour_recall(vectors: NDArray[np.float32], codes: NDArray[np.uint8], que
 
 
 def zero_shot(images: NDArray[np.float32], prompts: NDArray[np.float32], labels: NDArray[np.int64]) -> float:
-    return float(np.mean(np.argmax(images @ prompts.T, axis=1) == labels))
+    """Accuracy over the items that have a class (label >= 0)."""
+    known = labels >= 0
+    return float(np.mean(np.argmax(images[known] @ prompts.T, axis=1) == labels[known]))
 
 
-def main() -> None:
+def measure(data: Dataset, args: argparse.Namespace) -> None:
     import torch
 
     from clipbranches.head import HeadConfig, TrainConfig, train_heads
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--wide", action="store_true", help="also train the 8192-wide head")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--koleo", type=float, default=0.5)
-    args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
-    images, labels = load_features()
-    captions, prompts = text_features(labels, seed=0)
+    images, captions, labels = data.images, data.captions, data.labels
     train, test = stratified_split(labels, seed=0)
     queries = np.random.default_rng(0).choice(len(test), size=1000, replace=False)
+    conse_ids = np.intersect1d(data.conse_ids, test)
+    conse_rows = np.searchsorted(data.conse_ids, conse_ids)
     quantizer = FixedRangeQuantizer()
-    print("table 1: Fashion-MNIST, offline towers (EfficientNet-Lite0 -> PCA 256, WordLlama 256)")
-    print(f"train {len(train):,} pairs, test {len(test):,} images, 1,000 queries; {machine_line()}\n")
+    print(f"\n## {data.name} ({data.description})")
+    print(f"train {len(train):,} pairs, test {len(test):,} images, 1,000 queries; images encoded: {data.rates}\n")
 
     rows: list[tuple[str, list[float], float | None, float | None, float | None]] = []
     # PCA to 32 of the image features (fitted on the training half): no text side, so no zero-shot.
@@ -103,18 +182,21 @@ def main() -> None:
     configs = [("head, no KoLeo", 0.0, (1024,)), (f"head + KoLeo {args.koleo}", args.koleo, (1024,))]
     if args.wide:
         configs.append((f"head + KoLeo {args.koleo}, hidden 8192", args.koleo, (8192,)))
+    joined: list[tuple[str, float]] = []
     for name, koleo, hidden in configs:
         config = TrainConfig(epochs=args.epochs, batch_size=1024, koleo_weight=koleo, patience=5, device="cpu")
         start = time.perf_counter()
-        result = train_heads(images[train], captions[train], HeadConfig(256, 256, hidden=hidden), config)
+        config_dims = HeadConfig(images.shape[1], captions.shape[1], hidden=hidden)
+        result = train_heads(images[train], captions[train], config_dims, config)
         per_epoch = (time.perf_counter() - start) / len(result.history)
         with torch.no_grad():
-            zi = result.heads.encode_image(torch.from_numpy(images[test])).numpy()
-            zp = result.heads.encode_text(torch.from_numpy(prompts)).numpy()
-        codes = quantizer.quantize(zi)
-        shot = zero_shot(zi, zp, labels[test])
+            zi = result.heads.encode_image(torch.from_numpy(images)).numpy()
+            zp = result.heads.encode_text(torch.from_numpy(data.prompts)).numpy()
+        codes = quantizer.quantize(zi[test])
+        shot = zero_shot(zi[test], zp, labels[test])
         shot_q = zero_shot(quantizer.dequantize(codes), quantizer.dequantize(quantizer.quantize(zp)), labels[test])
-        rows.append((name, neighbour_recall(zi, codes, queries), shot, shot_q, per_epoch))
+        rows.append((name, neighbour_recall(zi[test], codes, queries), shot, shot_q, per_epoch))
+        joined.append((name, zero_shot(zi[conse_ids], zp, labels[conse_ids])))
 
     print("| projection | R@1 | R@10 | R@100 | zero-shot acc (float) | zero-shot acc (uint8) | s/epoch (CPU) |")
     print("|---|---|---|---|---|---|---|")
@@ -122,6 +204,31 @@ def main() -> None:
         cells = [f"{r:.3f}" for r in recall]
         extra = ["n/a", "n/a", ""] if accuracy is None else [f"{accuracy:.3f}", f"{accuracy_q:.3f}", f"{seconds:.1f}"]
         print(f"| {label} | " + " | ".join(cells + extra) + " |")
+
+    print(f"\njoining the towers, zero-shot accuracy on {len(conse_ids):,} test images:\n")
+    print("| join | zero-shot acc (float) |\n|---|---|")
+    conse_accuracy = zero_shot(data.conse_images[conse_rows], data.prompts, labels[conse_ids])
+    print(f"| ConSE, top-10 ImageNet classes (no training) | {conse_accuracy:.3f} |")
+    for name, accuracy in joined:
+        print(f"| trained {name} | {accuracy:.3f} |")
+
+
+def main() -> None:
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--wide", action="store_true", help="also train the 8192-wide head")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--koleo", type=float, default=0.5)
+    parser.add_argument("--dataset", choices=("all", "fmnist", "openclipart"), default="all")
+    args = parser.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    model = _wordllama()
+    print(f"table 1: offline towers (EfficientNet-Lite0 images, WordLlama texts); {machine_line()}")
+    if args.dataset in ("all", "fmnist"):
+        measure(fashion_mnist(model), args)
+    if args.dataset in ("all", "openclipart"):
+        measure(openclipart(model), args)
     print("\n(paper, head + KoLeo on MSCOCO: R@1/10/100 = 0.953 / 0.970 / 0.985)")
 
 

@@ -19,12 +19,16 @@ __all__ = [
     "DatasetNotFoundError",
     "DimensionMismatchError",
     "EncoderError",
+    "EncoderMismatchError",
     "IndexFormatError",
     "IndexNotFoundError",
     "InvalidArgumentError",
     "InvalidQueryError",
+    "SessionFormatError",
     "StaleIndexError",
+    "UnknownItemError",
     "BlockIndex",
+    "linear_accept",
     "nearest",
     "scan_boxes",
     "fit_branch",
@@ -52,6 +56,9 @@ class DatasetNotFoundError(ClipBranchesError): ...
 class EncoderError(ClipBranchesError): ...
 class InvalidArgumentError(ClipBranchesError): ...
 class InvalidQueryError(InvalidArgumentError): ...
+class EncoderMismatchError(EncoderError): ...
+class UnknownItemError(InvalidArgumentError): ...
+class SessionFormatError(ClipBranchesError): ...
 
 @final
 class Catalog:
@@ -115,6 +122,9 @@ def scan_boxes(
 def nearest(
     codes: NDArray[np.uint8], queries: NDArray[np.uint8], k: int
 ) -> tuple[NDArray[np.uint32], NDArray[np.uint64]]: ...
+def linear_accept(
+    codes: NDArray[np.uint8], weights: NDArray[np.float32], bias: float, threshold: float
+) -> tuple[NDArray[np.uint32], NDArray[np.float32]]: ...
 
 # A model's boxes: offsets (int64), dims (uint16), lo, hi (uint8), groups (uint32).
 _BoxArrays = tuple[NDArray[np.int64], NDArray[np.uint16], NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint32]]

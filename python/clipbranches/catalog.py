@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,7 +28,7 @@ from clipbranches.exceptions import (
 from clipbranches.index import INDEX_FILE, Index, _csr
 from clipbranches.quantize import CalibratedQuantizer, FixedRangeQuantizer, Quantizer, quantizer_from_params
 
-__all__ = ["ITEM_COLUMNS", "Catalog"]
+__all__ = ["HEAD_FILE", "ITEM_COLUMNS", "THUMBS_DIR", "Catalog"]
 
 #: The standard item columns and their types; a catalog may carry more (e.g. ``label``).
 ITEM_COLUMNS: dict[str, type[pl.DataType]] = {
@@ -40,6 +40,11 @@ ITEM_COLUMNS: dict[str, type[pl.DataType]] = {
 }
 
 CodesInput = NDArray[np.uint8] | Iterable[NDArray[np.uint8]]
+
+
+#: Files a catalog may carry beside its codes and items (written by ingest through ``attach``).
+HEAD_FILE = "head.safetensors"
+THUMBS_DIR = "thumbs"
 
 
 class Catalog:
@@ -61,6 +66,9 @@ class Catalog:
         self._codes: NDArray[np.uint8] | None = None
         self._items: pl.DataFrame | None = None
         self._index: Index | None = None
+        self._item_ids: NDArray[np.int64] | None = None
+        self._ids_are_rows: bool | None = None
+        self._id_order: NDArray[np.int64] | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Catalog:
@@ -89,6 +97,7 @@ class Catalog:
         head: Mapping[str, Any] | None = None,
         dim: int | None = None,
         overwrite: bool = False,
+        attach: Callable[[Path], None] | None = None,
     ) -> Catalog:
         """Write a new catalog at ``path`` and open it.
 
@@ -115,6 +124,9 @@ class Catalog:
         overwrite
             Replace an existing catalog at ``path`` (atomically). Without it, an existing
             path is an error.
+        attach
+            Called with the staging directory once codes and items are written: put files that
+            belong with the catalog there (heads, thumbnails), so they appear with it atomically.
 
         Raises
         ------
@@ -149,6 +161,8 @@ class Catalog:
             if table is None:
                 table = _prepare_items(items, writer.count)
             table.write_parquet(Path(writer.staging_dir) / "items.parquet")
+            if attach is not None:
+                attach(Path(writer.staging_dir))
             writer.finish(meta)
         except BaseException:
             writer.abort()
@@ -197,6 +211,34 @@ class Catalog:
         if self._items is None:
             self._items = _read_items(self.path / "items.parquet")
         return self._items
+
+    @property
+    def item_ids(self) -> NDArray[np.int64]:
+        """The ``id`` of every row (read-only), read from the items file on first access."""
+        if self._item_ids is None:
+            ids = self._items["id"] if self._items is not None else _read_ids(self.path / "items.parquet")
+            array = ids.to_numpy().astype(np.int64, copy=True)
+            array.flags.writeable = False
+            self._item_ids = array
+        return self._item_ids
+
+    def rows_of_ids(self, ids: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+        """Rows of item ``ids`` and whether each was found (rows of missing ids are 0)."""
+        item_ids = self.item_ids
+        n = len(item_ids)
+        if self._ids_are_rows is None:
+            self._ids_are_rows = bool(
+                n == 0 or (item_ids[0] == 0 and item_ids[-1] == n - 1 and (np.diff(item_ids) == 1).all())
+            )
+        if self._ids_are_rows:  # the common case (ids 0..n-1): no lookup table
+            found = (ids >= 0) & (ids < n)
+            return np.where(found, ids, 0), found
+        if self._id_order is None:
+            self._id_order = np.argsort(item_ids, kind="stable")
+        order = self._id_order
+        at = np.minimum(np.searchsorted(item_ids[order], ids), max(n - 1, 0))
+        found = item_ids[order][at] == ids if n else np.zeros(len(ids), bool)
+        return np.where(found, order[at], 0), found
 
     def build_index(self, *, block_items: int = 4096) -> Index:
         """Build the block index of this catalog (in parallel) and save it atomically to
@@ -311,6 +353,13 @@ class Catalog:
             raise CatalogFormatError(f"{path}: unreadable parquet: {err}") from err
         if rows != len(self):
             raise CatalogFormatError(f"{path}: has {rows} rows but the catalog has {len(self)} codes")
+
+
+def _read_ids(path: Path) -> pl.Series:
+    try:
+        return pl.read_parquet(path, columns=["id"])["id"]
+    except (pl.exceptions.PolarsError, OSError) as err:
+        raise CatalogFormatError(f"{path}: unreadable parquet: {err}") from err
 
 
 def _read_items(path: Path) -> pl.DataFrame:

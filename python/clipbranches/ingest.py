@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from clipbranches.catalog import Catalog
+from clipbranches.catalog import HEAD_FILE, THUMBS_DIR, Catalog
 from clipbranches.exceptions import CatalogExistsError, InvalidArgumentError
 from clipbranches.quantize import FixedRangeQuantizer
 
@@ -154,6 +154,13 @@ def ingest(
     positions, codes = _gather(work, (len(uris) + chunk_size - 1) // chunk_size, heads.config.out_dim, report)
     items = listing[positions.tolist()].with_columns(pl.Series("source_row", positions, dtype=pl.Int64))
     items = items.with_row_index("id").with_columns(pl.col("id").cast(pl.Int64))
+
+    def attach(staging: Path) -> None:
+        # The heads travel with the catalog, so queries are encoded exactly like its items.
+        save_heads(heads, staging / HEAD_FILE)
+        if thumbnails:
+            _stage_thumbnails(work / "thumbs", positions, staging / THUMBS_DIR)
+
     catalog = Catalog.create(
         target,
         codes,
@@ -163,11 +170,8 @@ def ingest(
         head=heads.config.to_dict(),
         dim=heads.config.out_dim,
         overwrite=overwrite,
+        attach=attach,
     )
-    if thumbnails:
-        _install_thumbnails(work / "thumbs", positions, target / "thumbs")
-    # The heads travel with the catalog, so queries are encoded exactly like its items.
-    save_heads(heads, target / "head.safetensors")
     shutil.rmtree(work, ignore_errors=True)
     report.items = len(catalog)
     return catalog, report
@@ -238,14 +242,17 @@ def _gather(work: Path, chunks: int, dim: int, report: IngestReport) -> tuple[ND
     return np.concatenate(positions), np.concatenate(codes)
 
 
-def _install_thumbnails(thumbs: Path, positions: NDArray[np.int64], final: Path) -> None:
-    """Rename the work dir's thumbnails (named by listing position) to ``final/<id>.jpg``."""
-    shutil.rmtree(final, ignore_errors=True)
+def _stage_thumbnails(thumbs: Path, positions: NDArray[np.int64], final: Path) -> None:
+    """Link the work dir's thumbnails (named by listing position) as ``final/<id>.jpg``; the work
+    dir keeps its own until the catalog is in place, so a failed create can still resume."""
     final.mkdir()
     for new_id, old in enumerate(positions.tolist()):
         thumb = thumbs / f"{old}.jpg"
         if thumb.is_file():
-            os.replace(thumb, final / f"{new_id}.jpg")
+            try:
+                os.link(thumb, final / f"{new_id}.jpg")
+            except OSError:  # another filesystem, or no hard links there
+                shutil.copyfile(thumb, final / f"{new_id}.jpg")
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

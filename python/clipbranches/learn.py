@@ -54,7 +54,8 @@ class _Options(TypedDict):
 
 
 class Ranked:
-    """A model applied to a whole catalog: accepted ids, best first, with their scores."""
+    """A model applied to a whole catalog: accepted ids (catalog rows) with their scores, best
+    first once :meth:`ranked` (a model's ``accept`` returns them in any order, ``apply`` ranked)."""
 
     __slots__ = ("box_counts", "ids", "scores")
 
@@ -68,6 +69,14 @@ class Ranked:
 
     def __repr__(self) -> str:
         return f"Ranked({len(self)} items)"
+
+    def ranked(self) -> Ranked:
+        """Best first: by score, then box count (descending), then id (ascending)."""
+        order = np.lexsort((self.ids, -self.box_counts.astype(np.int64), -self.scores))
+        return Ranked(self.ids[order], self.scores[order], self.box_counts[order])
+
+
+_NOTHING = Ranked(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.uint16))
 
 
 class _BoxModel:
@@ -218,14 +227,16 @@ class DecisionBranch(_BoxModel):
         """Whether some box contains each row."""
         return self.score_samples(x) > 0
 
+    def accept(self, catalog: Catalog) -> Ranked:
+        """Every catalog item some box contains, scored by box count (unranked)."""
+        if not self.boxes_:
+            return _NOTHING
+        hits = catalog.query_boxes(self.boxes_)
+        return Ranked(hits.ids.astype(np.int64), hits.box_counts.astype(np.float64), hits.box_counts)
+
     def apply(self, catalog: Catalog) -> Ranked:
-        """Every catalog item some box contains, ranked by box count (then id)."""
-        hits = catalog.query_boxes(self.boxes_) if self.boxes_ else None
-        if hits is None:
-            return Ranked(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.uint16))
-        ids = hits.ids.astype(np.int64)
-        order = np.lexsort((ids, -hits.box_counts.astype(np.int64)))
-        return Ranked(ids[order], hits.box_counts[order].astype(np.float64), hits.box_counts[order])
+        """:meth:`accept`, ranked by box count (then id)."""
+        return self.accept(catalog).ranked()
 
 
 class BranchEnsemble(_BoxModel):
@@ -301,17 +312,18 @@ class BranchEnsemble(_BoxModel):
         """Whether each row's score exceeds the threshold."""
         return self.score_samples(x) > self.threshold
 
-    def apply(self, catalog: Catalog) -> Ranked:
-        """Every catalog item scoring above the threshold, ranked by score, then box count, then id."""
+    def accept(self, catalog: Catalog) -> Ranked:
+        """Every catalog item scoring above the threshold (unranked)."""
         if not self.boxes_:
-            return Ranked(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.uint16))
+            return _NOTHING
         hits = catalog.query_boxes(self.boxes_)
         scores = hits.group_counts / self.n_members
         keep = scores > self.threshold
-        ids = hits.ids[keep].astype(np.int64)
-        scores, box_counts = scores[keep], hits.box_counts[keep]
-        order = np.lexsort((ids, -box_counts.astype(np.int64), -scores))
-        return Ranked(ids[order], scores[order], box_counts[order])
+        return Ranked(hits.ids[keep].astype(np.int64), scores[keep], hits.box_counts[keep])
+
+    def apply(self, catalog: Catalog) -> Ranked:
+        """:meth:`accept`, ranked by score, then box count, then id."""
+        return self.accept(catalog).ranked()
 
 
 def _codes(x: ArrayLike) -> NDArray[np.uint8]:

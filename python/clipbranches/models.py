@@ -37,11 +37,14 @@ SCAN_CHUNK = 1 << 18
 
 
 class Model(Protocol):
-    """What a fine-tuning round needs from a learner."""
+    """What a fine-tuning round needs from a learner: ``accept`` finds every accepted item
+    (unranked, so the engine can time ranking apart), ``apply`` ranks them too."""
 
     name: str
 
     def fit(self, training: TrainingSet) -> Model: ...
+
+    def accept(self, catalog: Catalog) -> Ranked: ...
 
     def apply(self, catalog: Catalog) -> Ranked: ...
 
@@ -56,6 +59,9 @@ class BoxModel:
     def fit(self, training: TrainingSet) -> BoxModel:
         self.learner.fit(training.codes, training.labels, training.weights)
         return self
+
+    def accept(self, catalog: Catalog) -> Ranked:
+        return self.learner.accept(catalog)
 
     def apply(self, catalog: Catalog) -> Ranked:
         return self.learner.apply(catalog)
@@ -83,6 +89,9 @@ class ScanModel:
         return self
 
     def apply(self, catalog: Catalog) -> Ranked:
+        return self.accept(catalog).ranked()
+
+    def accept(self, catalog: Catalog) -> Ranked:
         if self.estimator is None:
             raise InvalidArgumentError(f"model {self.name!r} is not fitted yet")
         codes = catalog.codes
@@ -97,8 +106,7 @@ class ScanModel:
             parts = list(pool.map(chunk, range(0, len(codes), SCAN_CHUNK)))
         ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
         scores = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0)
-        order = np.lexsort((ids, -scores))
-        return Ranked(ids[order], scores[order], np.zeros(len(ids), np.uint16))
+        return Ranked(ids, scores, np.zeros(len(ids), np.uint16))
 
 
 def _tree() -> Any:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -119,3 +120,23 @@ def test_overwrite_replaces_atomically(tmp_path: Path, catalog: Catalog) -> None
 
 def test_repr_names_path_and_size(catalog: Catalog) -> None:
     assert repr(catalog).endswith("items=200, dim=32)")
+
+
+def test_attached_files_appear_with_the_catalog_and_a_failing_attach_leaves_nothing(tmp_path: Path) -> None:
+    codes = np.arange(24, dtype=np.uint8).reshape(3, 8)
+
+    def attach(staging: Path) -> None:
+        (staging / "head.safetensors").write_bytes(b"weights")
+        (staging / "thumbs").mkdir()
+
+    catalog = Catalog.create(tmp_path / "c", codes, attach=attach)
+    assert (catalog.path / "head.safetensors").read_bytes() == b"weights"
+    assert (catalog.path / "thumbs").is_dir()
+    catalog.verify()
+
+    def broken(staging: Path) -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        Catalog.create(tmp_path / "d", codes, attach=broken)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"], "no catalog and no staging left behind"

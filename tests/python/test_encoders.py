@@ -84,3 +84,25 @@ def test_encode_files_skips_and_reports_broken_inputs(tmp_path: Path, offline: O
     ]
     # the same features as encoding the decoded images directly
     np.testing.assert_allclose(features[:2], offline.encode_images(_images(2)), rtol=1e-4, atol=1e-4)
+
+
+def test_open_image_puts_transparency_on_white_and_shrinks_posters(tmp_path: Path) -> None:
+    from clipbranches.encoders.files import MAX_SHORT_SIDE, open_image
+
+    rgba = np.zeros((20, 30, 4), np.uint8)  # fully transparent black ...
+    rgba[5:10, 5:10] = (255, 0, 0, 255)  # ... but for an opaque red square
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "icon.png")
+    icon = open_image(tmp_path / "icon.png")
+    assert not isinstance(icon, str)
+    pixels = np.asarray(icon)
+    assert icon.mode == "RGB"
+    assert tuple(pixels[0, 0]) == (255, 255, 255)
+    assert tuple(pixels[7, 7]) == (255, 0, 0)
+
+    Image.new("RGB", (3 * MAX_SHORT_SIDE, 2 * MAX_SHORT_SIDE), "blue").save(tmp_path / "poster.png")
+    poster = open_image(tmp_path / "poster.png")
+    assert not isinstance(poster, str)
+    assert poster.size == (MAX_SHORT_SIDE * 3 // 2, MAX_SHORT_SIDE)
+    full = open_image(tmp_path / "poster.png", max_short_side=None)
+    assert not isinstance(full, str)
+    assert full.size == (3 * MAX_SHORT_SIDE, 2 * MAX_SHORT_SIDE)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clipbranches import Catalog, DatasetNotFoundError, InvalidArgumentError, build_training_set, synthetic
 from clipbranches.evaluation import load_fashion_mnist, pca_unit, stratified_split
@@ -106,3 +108,50 @@ def test_lite0_features_shape_and_determinism() -> None:
     assert a.dtype == np.float32
     assert np.isfinite(a).all()
     np.testing.assert_allclose(a[:2], b, rtol=1e-4, atol=1e-4)
+
+
+def test_openclipart_titles_skip_agent_names_and_fall_back_to_file_names(tmp_path: Path) -> None:
+    from clipbranches.evaluation import openclipart_items
+
+    with pytest.raises(DatasetNotFoundError, match="apt-get install openclipart-png"):
+        openclipart_items(tmp_path)
+    for folder in ("png/animals", "svg/animals", "png/food"):
+        (tmp_path / folder).mkdir(parents=True)
+    svg = (
+        "<svg><metadata><cc:Work><dc:creator><cc:Agent><dc:title>Some Artist</dc:title></cc:Agent></dc:creator>"
+        "<dc:title>Happy\n  cat</dc:title><dc:subject><rdf:Bag><rdf:li>cat</rdf:li><rdf:li> pet </rdf:li>"
+        "</rdf:Bag></dc:subject></cc:Work></metadata></svg>"
+    )
+    (tmp_path / "svg/animals/cat_01.svg").write_text(svg)
+    (tmp_path / "png/animals/cat_01.png").write_bytes(b"")
+    (tmp_path / "png/food/red_apple.png").write_bytes(b"")  # no svg
+    cat, apple = openclipart_items(tmp_path)
+    assert (cat.title, cat.keywords, cat.category) == ("Happy cat", ("cat", "pet"), "animals")
+    assert (apple.title, apple.keywords, apple.category) == ("red apple", (), "food")
+
+
+def test_conse_mixes_the_top_classes_by_probability() -> None:
+    from clipbranches.evaluation import conse
+
+    texts = np.eye(4, dtype=np.float32)  # class c's text embedding is the unit vector e_c
+    logits = np.log(np.array([[0.6, 0.3, 0.1, 0.0001], [0.0001, 0.0001, 0.0001, 1.0]]))
+    mixed = conse(logits, texts, top=2)
+    # top 2 of the first image: classes 0 and 1 weighted 0.6 : 0.3, then unit norm
+    np.testing.assert_allclose(mixed[0], np.array([2, 1, 0, 0]) / np.sqrt(5), atol=1e-3)
+    np.testing.assert_allclose(mixed[1], [0, 0, 0, 1], atol=1e-3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 300), st.data())
+def test_pseudo_negatives_are_distinct_rows_outside_the_accepted(n: int, data: st.DataObject) -> None:
+    from clipbranches.selftrain import _sample_outside
+
+    inside = np.array(sorted(data.draw(st.sets(st.integers(0, n - 1)))), np.int64)
+    size = data.draw(st.integers(0, n + 5))
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    drawn = _sample_outside(np.random.default_rng(seed), n, inside, size)
+    outside = np.setdiff1d(np.arange(n), inside)
+    assert len(drawn) == min(size, len(outside))
+    assert len(np.unique(drawn)) == len(drawn)
+    assert np.isin(drawn, outside).all()
+    assert (np.diff(drawn) > 0).all()

@@ -7,9 +7,11 @@ ahead of the encoder; a file that is missing or cannot be decoded is skipped and
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -21,7 +23,7 @@ from clipbranches.encoders.base import Encoder
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["DecodeReport", "encode_files", "open_image"]
+__all__ = ["DecodeReport", "encode_files", "flatten_on_white", "open_image"]
 
 
 @dataclass
@@ -36,10 +38,17 @@ class DecodeReport:
 
 #: Seconds to wait for an image URL.
 URL_TIMEOUT = 30.0
+#: Decoded images are shrunk (aspect kept) until their short side is at most this: every tower
+#: resizes to 224 and thumbnails are 160 px, and a poster-sized PNG would otherwise hold
+#: hundreds of MB while it waits for the encoder.
+MAX_SHORT_SIDE = 448
+#: Batches decoded ahead of the encoder (bounds memory: decoding is usually faster).
+BATCHES_AHEAD = 3
 
 
-def open_image(path: str | os.PathLike[str]) -> Image.Image | str:
-    """The decoded RGB image of a file path or an http(s) URL, or the reason it cannot be read."""
+def open_image(path: str | os.PathLike[str], *, max_short_side: int | None = MAX_SHORT_SIDE) -> Image.Image | str:
+    """The decoded RGB image of a file path or an http(s) URL (transparency on white, shrunk to
+    ``max_short_side`` unless None), or the reason it cannot be read."""
     import io
     import urllib.error
     import urllib.request
@@ -53,13 +62,34 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image | str:
                 source = io.BytesIO(response.read())
         with Image.open(source) as im:
             im.load()
-            return im.convert("RGB")
+            rgb = flatten_on_white(im)
+        if max_short_side is not None and min(rgb.size) > max_short_side:
+            scale = max_short_side / min(rgb.size)
+            size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+            rgb = rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+        return rgb
     except urllib.error.URLError as e:
         return f"cannot fetch: {e}"
     except FileNotFoundError:
         return "file not found"
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
         return f"cannot decode: {e}"
+
+
+def flatten_on_white(image: Image.Image) -> Image.Image:
+    """RGB of ``image`` with any transparency composited onto white.
+
+    A plain ``convert("RGB")`` keeps whatever colour the transparent pixels happen to hold
+    (often black), which turns clip art and icons into dark blobs for the towers.
+    """
+    from PIL import Image
+
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")
 
 
 def encode_files(
@@ -82,10 +112,18 @@ def encode_files(
 
         bar = tqdm(total=len(paths), unit="img", desc="encoding")
     with ThreadPoolExecutor(max_workers=workers or min(8, (os.cpu_count() or 2))) as pool:
-        decoded = pool.map(open_image, paths)  # lazily ordered, runs ahead of the consumer
+        # In order, at most BATCHES_AHEAD batches ahead of the encoder (pool.map would decode
+        # everything at once and hold it all in memory when the encoder is the slower side).
+        pending: deque[Future[Image.Image | str]] = deque()
+        upcoming = iter(paths)
+        for path in itertools.islice(upcoming, BATCHES_AHEAD * batch_size):
+            pending.append(pool.submit(open_image, path))
         positions: list[int] = []
         images: list[Image.Image] = []
-        for i, result in enumerate(decoded):
+        for i in range(len(paths)):
+            result = pending.popleft().result()
+            for path in itertools.islice(upcoming, 1):
+                pending.append(pool.submit(open_image, path))
             if isinstance(result, str):
                 report.failures.append((i, os.fspath(paths[i]), result))
             else:
@@ -97,7 +135,7 @@ def encode_files(
                     on_images(batch, images)
                 yield batch, encoder.encode_images(images)
                 if bar is not None:
-                    bar.update(len(images))
+                    bar.update(i + 1 - bar.n)  # skipped files count as done too
                 positions, images = [], []
     if bar is not None:
         bar.close()

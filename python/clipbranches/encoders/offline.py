@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from clipbranches.encoders.base import Encoder, pick_device
+from clipbranches.encoders.files import flatten_on_white
 from clipbranches.exceptions import EncoderError
 
 if TYPE_CHECKING:
@@ -60,7 +61,9 @@ class OfflineEncoder(Encoder):
         torch = self._torch
         if not images:
             return np.zeros((0, self.image_dim), np.float32)
-        pixels = np.stack([np.asarray(im.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE)), np.float32) for im in images])
+        pixels = np.stack(
+            [np.asarray(flatten_on_white(im).resize((IMAGE_SIZE, IMAGE_SIZE)), np.float32) for im in images]
+        )
         x = torch.from_numpy(pixels).permute(0, 3, 1, 2).to(self.device)
         with torch.inference_mode():
             features = self._net.extract_features((x - 127.0) / 128.0).mean(dim=(2, 3))

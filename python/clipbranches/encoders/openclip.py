@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from clipbranches.encoders.base import Encoder, pick_device
+from clipbranches.encoders.files import flatten_on_white
 from clipbranches.exceptions import EncoderError
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class OpenClipEncoder(Encoder):
         torch = self._torch
         if not images:
             return np.zeros((0, self.image_dim), np.float32)
-        batch = torch.stack([self._preprocess(im.convert("RGB")) for im in images]).to(self.device)
+        batch = torch.stack([self._preprocess(flatten_on_white(im)) for im in images]).to(self.device)
         with torch.inference_mode(), torch.autocast(self.device.split(":")[0], enabled=self.device.startswith("cuda")):
             features = self._net.encode_image(batch)
         return features.float().cpu().numpy()

@@ -97,6 +97,24 @@ create_exception!(
 );
 create_exception!(
     clipbranches.exceptions,
+    EncoderMismatchError,
+    EncoderError,
+    "A query encoder whose space differs from the one that encoded the catalog."
+);
+create_exception!(
+    clipbranches.exceptions,
+    UnknownItemError,
+    InvalidArgumentError,
+    "An item id that the catalog does not have."
+);
+create_exception!(
+    clipbranches.exceptions,
+    SessionFormatError,
+    ClipBranchesError,
+    "A saved search session that cannot be read (not JSON, wrong format or version)."
+);
+create_exception!(
+    clipbranches.exceptions,
     InvalidQueryError,
     InvalidArgumentError,
     "A box query that cannot be right (lo > hi, dims out of range, no boxes)."
@@ -119,6 +137,9 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DatasetNotFoundError", py.get_type::<DatasetNotFoundError>())?;
     m.add("EncoderError", py.get_type::<EncoderError>())?;
     m.add("InvalidQueryError", py.get_type::<InvalidQueryError>())?;
+    m.add("EncoderMismatchError", py.get_type::<EncoderMismatchError>())?;
+    m.add("UnknownItemError", py.get_type::<UnknownItemError>())?;
+    m.add("SessionFormatError", py.get_type::<SessionFormatError>())?;
     m.add("InvalidArgumentError", py.get_type::<InvalidArgumentError>())?;
     Ok(())
 }

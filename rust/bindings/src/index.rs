@@ -1,9 +1,10 @@
-//! `_core.BlockIndex`, `_core.scan_boxes` and `_core.nearest`: box queries and top-k.
+//! `_core.BlockIndex`, `_core.scan_boxes`, `_core.nearest` and `_core.linear_accept`: box
+//! queries, top-k and linear scans.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clipbranches_index::{BlockIndex, BoxQuery, BuildOptions, Hits, IndexError, scan, topk};
+use clipbranches_index::{BlockIndex, BoxQuery, BuildOptions, Hits, IndexError, linear, scan, topk};
 use numpy::ndarray::Array2;
 use numpy::{Element, IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -167,4 +168,21 @@ pub fn nearest<'py>(
     let d = Array2::from_shape_vec((m, k), d).expect("m x k distances");
     let ids = Array2::from_shape_vec((m, k), ids).expect("m x k ids");
     Ok((d.into_pyarray(py), ids.into_pyarray(py)))
+}
+
+/// Rows whose linear score `weights · code + bias` is above `threshold`, ascending:
+/// `(rows uint32, scores float32)`.
+#[pyfunction]
+pub fn linear_accept<'py>(
+    py: Python<'py>,
+    codes: PyReadonlyArray2<'py, u8>,
+    weights: PyReadonlyArray1<'py, f32>,
+    bias: f32,
+    threshold: f32,
+) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>)> {
+    let dim = codes.shape()[1];
+    let bytes = codes_slice(&codes)?;
+    let w = weights.as_slice().map_err(|_| IndexError::InvalidArgument("weights must be contiguous".into()).to_pyerr())?;
+    let (rows, scores) = detached(py, || linear::accept(bytes, dim, w, bias, threshold))?;
+    Ok((rows.into_pyarray(py), scores.into_pyarray(py)))
 }

@@ -25,7 +25,7 @@ mod _core {
     #[pymodule_export]
     use crate::catalog::PyCatalog;
     #[pymodule_export]
-    use crate::index::{PyBlockIndex, nearest, scan_boxes};
+    use crate::index::{PyBlockIndex, linear_accept, nearest, scan_boxes};
     #[pymodule_export]
     use crate::learn::{fit_branch, fit_ensemble, original_subsets};
     #[pymodule_export]

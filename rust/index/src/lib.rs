@@ -9,6 +9,7 @@
 //!   and tests the rest with byte-wide SIMD compares. Counts are accumulated per block in cache,
 //!   so no global sort or scattered counter is needed.
 //! - [`topk::nearest`]: exact top-k by squared L2 over the codes, parallel.
+//! - [`linear::accept`]: the rows a linear model on the codes accepts, with their scores.
 //!
 //! - [`BlockIndex::estimate`]: a cost model that tells whether the index or the scan answers a
 //!   query faster (the index, except on tiny catalogs).
@@ -21,6 +22,7 @@ mod cost;
 mod error;
 mod format;
 mod hits;
+pub mod linear;
 pub mod naive;
 pub mod pool;
 pub mod scan;

@@ -1,0 +1,75 @@
+"""Cache the offline image tower's features for benchmarks/table1.py (runs on the CPU here).
+
+- OpenClipArt (Debian openclipart-png/-svg): every PNG through ``OfflineEncoder`` and
+  ``encode_files`` (the ingest path: decode pool, transparency flattened on white), 1280-d.
+- Fashion-MNIST: raw 1280-d features of a stratified subset of the test half, for the ConSE
+  comparison (ConSE needs the ImageNet logits, which the cached PCA-256 features cannot give).
+
+Prints images encoded per second for each.
+
+    python benchmarks/offline_features.py [--fmnist 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from clipbranches.evaluation import lite0_features, load_fashion_mnist, openclipart_items, stratified_split
+from harness import machine_line
+
+CACHE = Path(__file__).resolve().parent.parent / ".cache"
+
+
+def fmnist_subset(n: int, seed: int = 0) -> np.ndarray:
+    """``n`` test-half ids (the split of table1.py), stratified: the same count per class."""
+    _, labels = load_fashion_mnist()
+    _, test = stratified_split(labels, seed=0)
+    rng = np.random.default_rng(seed)
+    per_class = n // 10
+    picked = [rng.choice(test[labels[test] == c], per_class, replace=False) for c in range(10)]
+    return np.sort(np.concatenate(picked))
+
+
+def main() -> None:
+    import torch
+
+    from clipbranches.encoders import DecodeReport, OfflineEncoder, encode_files
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fmnist", type=int, default=2000, help="Fashion-MNIST test images for ConSE")
+    args = parser.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    CACHE.mkdir(exist_ok=True)
+    print(machine_line())
+
+    items = openclipart_items()
+    encoder = OfflineEncoder()
+    report = DecodeReport()
+    start = time.perf_counter()
+    batches = list(encode_files(encoder, [i.path for i in items], batch_size=64, report=report, progress=True))
+    seconds = time.perf_counter() - start
+    positions = np.concatenate([p for p, _ in batches])
+    features = np.concatenate([f for _, f in batches])
+    rate = f"{len(positions) / seconds:.1f} images/s on {encoder.device} (PNG decoding included)"
+    np.savez(CACHE / "openclipart_lite0.npz", positions=positions, features=features.astype(np.float16), rate=rate)
+    print(
+        f"OpenClipArt: {len(positions):,} of {len(items):,} images in {seconds:.0f} s ({rate}), {len(report)} skipped"
+    )
+
+    ids = fmnist_subset(args.fmnist)
+    images, _ = load_fashion_mnist()
+    start = time.perf_counter()
+    raw = lite0_features(images[ids], batch_size=100, progress=False)
+    seconds = time.perf_counter() - start
+    rate = f"{len(ids) / seconds:.1f} images/s on {'cuda' if torch.cuda.is_available() else 'cpu'}"
+    np.savez(CACHE / "fmnist_lite0_subset.npz", ids=ids, features=raw.astype(np.float16), rate=rate)
+    print(f"Fashion-MNIST: {len(ids):,} images in {seconds:.0f} s ({rate})")
+
+
+if __name__ == "__main__":
+    main()

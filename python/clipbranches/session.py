@@ -1,0 +1,204 @@
+"""A search session: the labels so far, every round, undo/redo, saved as JSON.
+
+A session belongs to one catalog (its path and codes checksum are recorded, so a session is not
+replayed against another catalog by mistake). Labels are per item id: positive, negative or
+unlabelled (absent). Every label change is one undoable step; rounds (searches and fine-tuning
+rounds) are history, recorded with everything needed to redo them (``Results.params``, seed
+included) and a summary of what they returned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from clipbranches.exceptions import InvalidArgumentError, SessionFormatError
+
+if TYPE_CHECKING:
+    from clipbranches.engine import Results, SearchEngine
+
+__all__ = ["Label", "Session"]
+
+Label = Literal["positive", "negative", "unlabeled"]
+_LABELS = ("positive", "negative", "unlabeled")
+_FORMAT = "clipbranches-session"
+_VERSION = 1
+#: Ids of the best items kept per round in the summary.
+SUMMARY_ITEMS = 100
+
+
+@dataclass
+class _Step:
+    """One undoable label change: per id, the label before and after."""
+
+    before: dict[int, str]
+    after: dict[int, str]
+
+
+@dataclass
+class Session:
+    """Labels and rounds of one search over a catalog."""
+
+    catalog: str = ""
+    catalog_checksum: str = ""
+    labels: dict[int, str] = field(default_factory=dict)
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    _undo: list[_Step] = field(default_factory=list, repr=False)
+    _redo: list[_Step] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def for_engine(cls, engine: SearchEngine) -> Session:
+        """A new, empty session on the engine's catalog."""
+        return cls(str(engine.catalog.path), engine.catalog.manifest["files"]["codes.u8"]["blake3"])
+
+    # -- labels ----------------------------------------------------------------------------
+
+    def label(self, ids: Iterable[int], state: Label) -> None:
+        """Set ``state`` on every id (one undoable step; clears the redo history)."""
+        if state not in _LABELS:
+            raise InvalidArgumentError(f"a label is one of {', '.join(_LABELS)}, not {state!r}")
+        before: dict[int, str] = {}
+        after: dict[int, str] = {}
+        for raw in ids:
+            if isinstance(raw, bool) or not isinstance(raw, int) and not hasattr(raw, "__index__"):
+                raise InvalidArgumentError(f"item ids are integers, not {raw!r}")
+            i = int(raw)
+            old = self.labels.get(i, "unlabeled")
+            if old != state:
+                before[i], after[i] = old, state
+        if after:
+            self._apply(after)
+            self._undo.append(_Step(before, after))
+            self._redo.clear()
+
+    def state(self, item_id: int) -> Label:
+        """The label of one item."""
+        value = self.labels.get(int(item_id), "unlabeled")
+        return value  # type: ignore[return-value]
+
+    @property
+    def positives(self) -> list[int]:
+        return sorted(i for i, s in self.labels.items() if s == "positive")
+
+    @property
+    def negatives(self) -> list[int]:
+        return sorted(i for i, s in self.labels.items() if s == "negative")
+
+    def _apply(self, states: dict[int, str]) -> None:
+        for i, s in states.items():
+            if s == "unlabeled":
+                self.labels.pop(i, None)
+            else:
+                self.labels[i] = s
+
+    def undo(self) -> bool:
+        """Take back the last label change; False when there is none."""
+        if not self._undo:
+            return False
+        step = self._undo.pop()
+        self._apply(step.before)
+        self._redo.append(step)
+        return True
+
+    def redo(self) -> bool:
+        """Make again the last undone change; False when there is none."""
+        if not self._redo:
+            return False
+        step = self._redo.pop()
+        self._apply(step.after)
+        self._undo.append(step)
+        return True
+
+    # -- rounds ----------------------------------------------------------------------------
+
+    def record(self, results: Results) -> None:
+        """Append a round: its parameters and a summary of its results."""
+        self.rounds.append(
+            {
+                "params": results.params,
+                "total": int(results.total),
+                "top": results.ids[:SUMMARY_ITEMS].tolist(),
+                "timings_ms": {k: round(v, 3) for k, v in results.timings.items()},
+            }
+        )
+
+    def refine(self, engine: SearchEngine, **options: Any) -> Results:
+        """Fine-tune on this session's labels (``options`` as :meth:`SearchEngine.refine`) and
+        record the round."""
+        results = engine.refine(self.positives, self.negatives, **options)
+        self.record(results)
+        return results
+
+    # -- persistence -----------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "catalog": self.catalog,
+            "catalog_checksum": self.catalog_checksum,
+            "labels": {str(i): s for i, s in sorted(self.labels.items())},
+            "rounds": self.rounds,
+            "undo": [{"before": _keys(s.before), "after": _keys(s.after)} for s in self._undo],
+            "redo": [{"before": _keys(s.before), "after": _keys(s.after)} for s in self._redo],
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the session as JSON, atomically (a crash leaves the previous file intact)."""
+        target = Path(path)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=1))
+        os.replace(tmp, target)
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Session:
+        """Read a session written by :meth:`save`.
+
+        Raises
+        ------
+        SessionFormatError
+            Missing file, not JSON, another format or version, or malformed contents.
+        """
+        source = Path(path)
+        try:
+            data = json.loads(source.read_text())
+        except FileNotFoundError as e:
+            raise SessionFormatError(f"{source}: no session file here") from e
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise SessionFormatError(f"{source}: not a readable JSON session ({e})") from e
+        if not isinstance(data, dict) or data.get("format") != _FORMAT:
+            raise SessionFormatError(f"{source}: not a clipbranches session file")
+        if data.get("version") != _VERSION:
+            raise SessionFormatError(f"{source}: session version {data.get('version')!r} is not supported")
+        try:
+            labels = {int(i): str(s) for i, s in data["labels"].items()}
+            if any(s not in ("positive", "negative") for s in labels.values()):
+                raise ValueError("labels must be positive or negative")
+            session = cls(str(data["catalog"]), str(data["catalog_checksum"]), labels, list(data["rounds"]))
+            session._undo = [_Step(_ints(s["before"]), _ints(s["after"])) for s in data["undo"]]
+            session._redo = [_Step(_ints(s["before"]), _ints(s["after"])) for s in data["redo"]]
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise SessionFormatError(f"{source}: malformed session ({e})") from e
+        return session
+
+    def check_catalog(self, engine: SearchEngine) -> None:
+        """Refuse a session made on another catalog (by its codes checksum)."""
+        checksum = engine.catalog.manifest["files"]["codes.u8"]["blake3"]
+        if self.catalog_checksum and self.catalog_checksum != checksum:
+            raise SessionFormatError(
+                f"this session was made on another catalog ({self.catalog}); "
+                f"its codes differ from {engine.catalog.path}'s"
+            )
+
+
+def _keys(states: dict[int, str]) -> dict[str, str]:
+    return {str(i): s for i, s in states.items()}
+
+
+def _ints(states: dict[str, str]) -> dict[int, str]:
+    return {int(i): str(s) for i, s in states.items()}

@@ -1,0 +1,258 @@
+"""The search engine end to end on a small synthetic catalog: nearest-neighbour search, refine
+with every model, paging, export round trip, rules (checked by running their SQL), sessions,
+concurrent use, and every bad input."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from clipbranches import (
+    Catalog,
+    EncoderError,
+    InvalidArgumentError,
+    SessionFormatError,
+    UnknownItemError,
+    synthetic,
+)
+from clipbranches.engine import STAGES, SearchEngine
+from clipbranches.models import MODELS
+from clipbranches.session import Session
+
+N = 20_000
+CLUSTERS = 50
+
+
+def item_id(row: np.ndarray | int) -> np.ndarray | int:
+    """Ids deliberately not 0..n-1, so rows and ids cannot be confused."""
+    return row * 2 + 1000
+
+
+@pytest.fixture(scope="module")
+def labels() -> np.ndarray:
+    return synthetic.labels(N, k=CLUSTERS, seed=3)
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory, labels: np.ndarray) -> SearchEngine:
+    codes = np.concatenate([c for c, _ in synthetic.codes(N, k=CLUSTERS, seed=3)])
+    items = pl.DataFrame({"id": item_id(np.arange(N)), "label": labels, "caption": [f"item {i}" for i in range(N)]})
+    Catalog.create(tmp_path_factory.mktemp("engine") / "cat", codes, items)
+    return SearchEngine.open(tmp_path_factory.getbasetemp() / "engine0" / "cat", build_index=True)
+
+
+@pytest.fixture(scope="module")
+def labelled(labels: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """A cluster, 10 positive and 10 negative item ids."""
+    rng = np.random.default_rng(0)
+    cluster = int(labels[5])
+    pos = rng.choice(np.flatnonzero(labels == cluster), 10, replace=False)
+    neg = rng.choice(np.flatnonzero(labels != cluster), 10, replace=False)
+    return cluster, item_id(pos), item_id(neg)
+
+
+def test_search_by_item_returns_the_item_first_then_its_neighbours(engine: SearchEngine, labels: np.ndarray) -> None:
+    assert engine.has_index
+    results = engine.search_image(item_id(5), k=30)
+    assert results.ids[0] == item_id(5)
+    assert results.scores[0] == 0
+    assert (np.diff(results.scores) <= 0).all()
+    np.testing.assert_array_equal(results.ids, item_id(results.rows))
+    assert (labels[results.rows] == labels[5]).mean() > 0.75
+    table = results.to_polars()
+    assert table.columns[:3] == ["rank", "score", "id"]
+    assert table["rank"].to_list() == list(range(1, 31))
+    assert table["label"].to_list() == labels[results.rows].tolist()
+    assert set(results.timings) == set(STAGES)
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_refine_with_every_model_finds_the_cluster(
+    engine: SearchEngine, labels: np.ndarray, labelled: tuple[int, np.ndarray, np.ndarray], model: str
+) -> None:
+    cluster, pos, neg = labelled
+    results = engine.refine(pos, neg, model=model, seed=1)
+    assert results.total == len(results.ids) > 0
+    assert (np.diff(results.scores) <= 0).all(), "ranked best first"
+    top = results.rows[:100]
+    assert (labels[top] == cluster).mean() >= 0.5, f"{model}: the top is mostly the labelled cluster"
+    assert results.params["model"] == model
+    assert results.params["positives"] == sorted(pos.tolist())
+    assert all(results.timings[s] >= 0 for s in STAGES)
+    assert results.timings["train"] > 0
+    assert results.timings["query"] > 0
+    again = engine.redo(results.params)
+    np.testing.assert_array_equal(again.ids, results.ids)
+
+
+def test_paging_covers_every_result_once(engine: SearchEngine, labelled: tuple[int, np.ndarray, np.ndarray]) -> None:
+    _, pos, neg = labelled
+    results = engine.refine(pos, neg, model="linear", seed=0)
+    size = 37
+    pages = [results.page(n, size) for n in range(-(-results.total // size))]
+    np.testing.assert_array_equal(np.concatenate([p.ids for p in pages]), results.ids)
+    assert pages[1].offset == size
+    assert pages[1].to_polars()["rank"][0] == size + 1
+    assert pages[-1].total == results.total
+    assert len(results.page(10_000, size)) == 0
+    with pytest.raises(InvalidArgumentError, match="page needs"):
+        results.page(-1)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_export_round_trip(
+    engine: SearchEngine, labelled: tuple[int, np.ndarray, np.ndarray], tmp_path: Path, suffix: str
+) -> None:
+    _, pos, neg = labelled
+    results = engine.refine(pos, neg, model="ensemble", seed=0)
+    path = results.export(tmp_path / f"out{suffix}")
+    back = pl.read_parquet(path) if suffix == ".parquet" else pl.read_csv(path)
+    assert back["id"].to_list() == results.ids.tolist()
+    assert back["rank"].to_list() == list(range(1, results.total + 1))
+    np.testing.assert_allclose(back["score"].to_numpy(), results.scores)
+    assert [p.name for p in tmp_path.iterdir()] == [f"out{suffix}"], "no temporary file left"
+    with pytest.raises(InvalidArgumentError, match=r"\.parquet or \.csv"):
+        results.export(tmp_path / "out.xlsx")
+    with pytest.raises(InvalidArgumentError, match="not a directory"):
+        results.export(tmp_path / "nope" / "out.csv")
+
+
+@pytest.mark.parametrize("model", ["branch", "ensemble"])
+def test_rules_sql_selects_exactly_the_accepted_items(
+    engine: SearchEngine, labelled: tuple[int, np.ndarray, np.ndarray], model: str
+) -> None:
+    _, pos, neg = labelled
+    results = engine.refine(pos, neg, model=model, seed=2)
+    rules = results.rules()
+    assert len(rules.conditions()) == len(rules.boxes) > 0
+    assert "accepted when" in str(rules)
+    codes = engine.catalog.codes
+    db = sqlite3.connect(":memory:")
+    columns = ", ".join(f"c{d} INTEGER" for d in range(codes.shape[1]))
+    db.execute(f"CREATE TABLE codes (id INTEGER, {columns})")
+    placeholders = ", ".join("?" * (codes.shape[1] + 1))
+    rows = np.column_stack([item_id(np.arange(len(codes))), codes.astype(np.int64)]).tolist()
+    db.executemany(f"INSERT INTO codes VALUES ({placeholders})", rows)
+    selected = sorted(r[0] for r in db.execute(rules.sql()))
+    assert selected == sorted(results.ids.tolist())
+
+
+def test_models_without_boxes_have_no_rules(engine: SearchEngine, labelled: tuple[int, np.ndarray, np.ndarray]) -> None:
+    _, pos, neg = labelled
+    with pytest.raises(InvalidArgumentError, match="only box models"):
+        engine.refine(pos, neg, model="linear", seed=0).rules()
+    with pytest.raises(InvalidArgumentError, match="only box models"):
+        engine.search_image(item_id(3)).rules()
+
+
+def test_bad_inputs_are_typed_errors(engine: SearchEngine, labelled: tuple[int, np.ndarray, np.ndarray]) -> None:
+    _, pos, neg = labelled
+    with pytest.raises(InvalidArgumentError, match="unknown model 'svm'"):
+        engine.refine(pos, neg, model="svm")
+    with pytest.raises(InvalidArgumentError, match="at least one positive"):
+        engine.refine([], neg)
+    with pytest.raises(UnknownItemError, match=r"positive ids not in the catalog: \[1001\]"):
+        engine.refine([1001], neg)  # odd ids do not exist
+    with pytest.raises(UnknownItemError):
+        engine.search_image(7)
+    with pytest.raises(InvalidArgumentError, match="both positive and negative"):
+        engine.refine(pos, pos[:1])
+    with pytest.raises(InvalidArgumentError, match="random_negatives"):
+        engine.refine(pos, random_negatives=-1)
+    with pytest.raises(InvalidArgumentError, match="seed"):
+        engine.refine(pos, seed=-3)
+    with pytest.raises(InvalidArgumentError, match="k must be"):
+        engine.search_image(item_id(0), k=0)
+    with pytest.raises(InvalidArgumentError, match="integers"):
+        engine.refine(["a"])
+    # A catalog not made by ingest has no encoder or head: say so, and what to do instead.
+    with pytest.raises(EncoderError, match="search by item id"):
+        engine.search_text("a red dress")
+
+
+def test_unseeded_rounds_record_their_seed(engine: SearchEngine, labelled: tuple[int, np.ndarray, np.ndarray]) -> None:
+    _, pos, neg = labelled
+    results = engine.refine(pos, neg, model="ensemble")
+    assert isinstance(results.params["seed"], int)
+    np.testing.assert_array_equal(engine.redo(results.params).ids, results.ids)
+
+
+def test_concurrent_refines_agree(engine: SearchEngine, labelled: tuple[int, np.ndarray, np.ndarray]) -> None:
+    _, pos, neg = labelled
+    expected = engine.refine(pos, neg, model="ensemble", seed=5).ids
+    out: list[np.ndarray] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            out.append(engine.refine(pos, neg, model="ensemble", seed=5).ids)
+        except BaseException as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(out) == 4
+    for ids in out:
+        np.testing.assert_array_equal(ids, expected)
+
+
+def test_session_labels_undo_redo_rounds_and_persistence(
+    engine: SearchEngine, labelled: tuple[int, np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    _, pos, neg = labelled
+    session = Session.for_engine(engine)
+    session.label(pos[:5].tolist(), "positive")
+    session.label(neg[:3].tolist(), "negative")
+    session.label(pos[:1].tolist(), "unlabeled")
+    assert session.positives == sorted(pos[1:5].tolist())
+    assert session.state(int(pos[0])) == "unlabeled"
+    assert session.undo()
+    assert session.positives == sorted(pos[:5].tolist())
+    assert session.undo()
+    assert session.negatives == []
+    assert session.redo()
+    assert session.negatives == sorted(neg[:3].tolist())
+    results = session.refine(engine, model="branch", seed=3)
+    assert session.rounds[-1]["total"] == results.total
+    assert session.rounds[-1]["params"]["seed"] == 3
+
+    path = session.save(tmp_path / "s.json")
+    back = Session.load(path)
+    assert back.labels == session.labels
+    assert back.rounds == session.rounds
+    back.check_catalog(engine)
+    assert back.redo()  # the redo history survived the round trip
+    assert back.positives == sorted(pos[1:5].tolist())
+    replayed = engine.redo(back.rounds[-1]["params"])
+    np.testing.assert_array_equal(replayed.ids, results.ids)
+
+    session.label([1], "positive")
+    assert not session.redo(), "a new change clears the redo history"
+    with pytest.raises(InvalidArgumentError, match="a label is one of"):
+        session.label([1], "maybe")  # type: ignore[arg-type]
+
+
+def test_bad_session_files(tmp_path: Path, engine: SearchEngine) -> None:
+    with pytest.raises(SessionFormatError, match="no session file"):
+        Session.load(tmp_path / "missing.json")
+    (tmp_path / "junk.json").write_text("{not json")
+    with pytest.raises(SessionFormatError, match="not a readable JSON"):
+        Session.load(tmp_path / "junk.json")
+    (tmp_path / "other.json").write_text('{"format": "something-else"}')
+    with pytest.raises(SessionFormatError, match="not a clipbranches session"):
+        Session.load(tmp_path / "other.json")
+    (tmp_path / "bad.json").write_text('{"format": "clipbranches-session", "version": 1, "labels": {"x": "positive"}}')
+    with pytest.raises(SessionFormatError, match="malformed"):
+        Session.load(tmp_path / "bad.json")
+    stranger = Session("elsewhere", "0" * 64)
+    with pytest.raises(SessionFormatError, match="another catalog"):
+        stranger.check_catalog(engine)
