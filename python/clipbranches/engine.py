@@ -243,7 +243,7 @@ class SearchEngine:
                     raise EncoderError(
                         f"{self.catalog.path} has no encoder or head ({HEAD_FILE}): it was not made by "
                         "`clipbranches ingest`, so it cannot take text or image queries; search by item "
-                        "id instead (search_image(item_id))"
+                        "id instead (search_image(item_id), `clipbranches search --item ID`)"
                     )
                 if self._encoder is None:
                     self._encoder = encoder_from_identity(self.catalog.encoder, device=self.device)

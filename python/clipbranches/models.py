@@ -6,7 +6,8 @@ catalog, returning :class:`~clipbranches.learn.Ranked` (every accepted item, bes
 - ``branch``, ``ensemble``: the decision-branch box models, applied through the index.
 - ``tree``, ``forest``: scikit-learn's DecisionTree / RandomForest(25), applied by a full scan
   of the codes in chunks (the slow baselines the original's UI offers for contrast).
-- ``logreg``: class-balanced logistic regression on the codes, applied by a full scan.
+- ``logreg``: class-balanced logistic regression on the codes, applied by the native linear
+  scan (:mod:`clipbranches.selftrain` without its refit).
 - ``linear``: ``logreg`` refitted once with pseudo-labels from the catalog
   (:mod:`clipbranches.selftrain`): the most accurate model, hence :data:`DEFAULT_MODEL`.
 
@@ -73,15 +74,14 @@ class ScanModel:
     Accepted: predicted probability of the positive class above 0.5; ranked by it.
     """
 
-    def __init__(self, name: str, make: Callable[[], Any], scale: bool = False) -> None:
+    def __init__(self, name: str, make: Callable[[], Any]) -> None:
         self.name = name
         self.make = make
-        self.scale = scale
         self.estimator: Any = None
 
-    def _features(self, codes: NDArray[np.uint8]) -> NDArray[np.float32]:
-        x = codes.astype(np.float32)
-        return (x - 128.0) / 128.0 if self.scale else x
+    @staticmethod
+    def _features(codes: NDArray[np.uint8]) -> NDArray[np.float32]:
+        return codes.astype(np.float32)
 
     def fit(self, training: TrainingSet) -> ScanModel:
         self.estimator = self.make()
@@ -121,19 +121,13 @@ def _forest() -> Any:
     return RandomForestClassifier(n_estimators=25, n_jobs=-1, random_state=0)
 
 
-def _logreg() -> Any:
-    from sklearn.linear_model import LogisticRegression
-
-    return LogisticRegression(class_weight="balanced", max_iter=1000)
-
-
 #: Model name -> factory taking the round's seed.
 MODELS: dict[str, Callable[[int], Model]] = {
     "branch": lambda seed: BoxModel("branch", DecisionBranch(seed=seed)),
     "ensemble": lambda seed: BoxModel("ensemble", BranchEnsemble(seed=seed)),
     "tree": lambda seed: ScanModel("tree", _tree),
     "forest": lambda seed: ScanModel("forest", _forest),
-    "logreg": lambda seed: ScanModel("logreg", _logreg, scale=True),
+    "logreg": lambda seed: SelfTrainedLinear(seed, pseudo_rows=0, name="logreg"),
     "linear": lambda seed: SelfTrainedLinear(seed),
 }
 #: The most accurate model on the quality report.

@@ -44,13 +44,22 @@ class SelfTrainedLinear:
         Most pseudo-positives and pseudo-negatives drawn (each).
     c
         Inverse regularisation strength of both fits.
+    name
+        The registry name (``logreg`` is this model with ``pseudo_rows=0``: no refit).
     """
 
-    name = "linear"
-
-    def __init__(self, seed: int = 0, *, pseudo_weight: float = 32.0, pseudo_rows: int = 5000, c: float = 1.0) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        pseudo_weight: float = 32.0,
+        pseudo_rows: int = 5000,
+        c: float = 1.0,
+        name: str = "linear",
+    ) -> None:
         if pseudo_weight < 0 or pseudo_rows < 0 or c <= 0:
             raise InvalidArgumentError("pseudo_weight and pseudo_rows must be >= 0 and c > 0")
+        self.name = name
         self.seed = seed
         self.pseudo_weight = pseudo_weight
         self.pseudo_rows = pseudo_rows
@@ -98,7 +107,9 @@ class SelfTrainedLinear:
             raise InvalidArgumentError("the linear model is not fitted yet")
         t = self.training
         codes = catalog.codes
-        accepted, _ = self._accept(self.first, codes)
+        accepted, first_scores = self._accept(self.first, codes)
+        if not self.pseudo_rows:  # no refit: the first pass is the answer
+            return Ranked(accepted, first_scores, np.zeros(len(accepted), np.uint16))
         rng = np.random.default_rng(self.seed)
         pos = rng.choice(accepted, size=min(len(accepted), self.pseudo_rows), replace=False)
         neg = _sample_outside(rng, len(codes), accepted, self.pseudo_rows)

@@ -47,6 +47,13 @@ def test_train_head_then_ingest(tmp_path: Path, pairs: Path, capsys: pytest.Capt
     catalog = Catalog.open(tmp_path / "cat")
     assert catalog.codes.shape == (24, 32)
     assert catalog.manifest["encoder"]["kind"] == "offline"
+    # A text query through the catalog's own encoder and head.
+    assert main(["search", str(tmp_path / "cat"), "a red square", "-k", "5", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["total"] == 5
+    assert found["params"] == {"kind": "text", "query": "a red square", "k": 5}
+    assert len(found["items"]) == 5
+    assert found["timings_ms"]["encode"] > 0
 
 
 def test_bad_input_exits_2_with_a_message(tmp_path: Path, pairs: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,30 +1,21 @@
-"""The ``clipbranches`` command (this issue's part: ``train-head`` and ``ingest``).
-
-Exit codes: 0 success, 2 bad input (a typed clipbranches error or a bad argument), 1 internal
-error. Heavy packages (torch, the towers) load only inside the subcommands that need them.
-"""
+"""Commands that build catalogs: ``train-head``, ``ingest``, ``index``, ``info``, ``verify``."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from clipbranches.catalog import HEAD_FILE, THUMBS_DIR, Catalog
 from clipbranches.exceptions import ClipBranchesError, InvalidArgumentError
 
 if TYPE_CHECKING:
     from clipbranches.encoders import Encoder
 
-__all__ = ["main"]
-
-EXIT_BAD_INPUT = 2
-EXIT_INTERNAL = 1
+__all__ = ["emit", "index", "info", "ingest", "make_encoder", "train_head", "verify"]
 
 
 def make_encoder(spec: str, device: str | None) -> Encoder:
@@ -72,7 +63,7 @@ def train_head(args: argparse.Namespace) -> int:
         "val_recall_at_1": round(result.val_recall_at_1, 4),
         "out": str(args.out),
     }
-    print(json.dumps(summary) if args.json else "\n".join(f"{k}: {v}" for k, v in summary.items()))
+    emit(summary, args.json)
     return 0
 
 
@@ -107,54 +98,56 @@ def ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="clipbranches", description="Interactive text-to-image search.")
-    sub = top.add_subparsers(dest="command", required=True)
-
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--encoder", default="offline", help="offline | open_clip:MODEL[:PRETRAINED|random]")
-        p.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available)")
-        p.add_argument("--batch-size", type=int, default=64)
-        p.add_argument("--json", action="store_true", help="machine-readable output")
-        p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-    t = sub.add_parser("train-head", help="train the image and text heads on (image, caption) pairs")
-    t.add_argument("pairs", type=Path, help="a folder of images with .txt captions, or a CSV/parquet")
-    t.add_argument("out", type=Path, help="where to write the heads (.safetensors)")
-    t.add_argument("--hidden", type=int, nargs="+", default=[1024])
-    t.add_argument("--out-dim", type=int, default=32)
-    t.add_argument("--epochs", type=int, default=50)
-    t.add_argument("--koleo", type=float, default=0.5, help="KoLeo weight (0: plain CLIP loss)")
-    t.add_argument("--seed", type=int, default=0)
-    common(t)
-    t.set_defaults(run=train_head)
-
-    i = sub.add_parser("ingest", help="encode an image collection into a catalog (resumable)")
-    i.add_argument("source", type=Path, help="a folder of images, or a CSV/parquet with a path or url column")
-    i.add_argument("catalog", type=Path)
-    i.add_argument("--head", type=Path, required=True, help="heads from train-head (.safetensors)")
-    i.add_argument("--chunk-size", type=int, default=1024)
-    i.add_argument("--overwrite", action="store_true")
-    common(i)
-    i.set_defaults(run=ingest)
-    return top
+def index(args: argparse.Namespace) -> int:
+    catalog = Catalog.open(args.catalog)
+    start = time.perf_counter()
+    built = catalog.build_index(block_items=args.block_items)
+    summary = {
+        "catalog": str(catalog.path),
+        "items": len(catalog),
+        "seconds": round(time.perf_counter() - start, 2),
+        "bytes": built.nbytes,
+    }
+    emit(summary, args.json)
+    return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        code: int = args.run(args)
-    except ClipBranchesError as e:
-        print(f"clipbranches {args.command}: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print(f"clipbranches {args.command}: interrupted (an ingest resumes where it stopped)", file=sys.stderr)
-        return 130
-    except Exception as e:  # an internal error: say so, with the type, and a distinct exit code
-        print(f"clipbranches {args.command}: internal error: {type(e).__name__}: {e}", file=sys.stderr)
-        return EXIT_INTERNAL
-    return code
+def info(args: argparse.Namespace) -> int:
+    catalog = Catalog.open(args.catalog)
+    thumbs = catalog.path / THUMBS_DIR
+    index_state = "none (build it with `clipbranches index CATALOG`)"
+    if catalog.has_index:
+        try:
+            index_state = f"{catalog.index.nbytes:,} bytes"
+        except ClipBranchesError as e:  # stale or corrupt: report it, do not fail
+            index_state = f"unusable ({type(e).__name__}: {e})"
+    summary = {
+        "catalog": str(catalog.path),
+        "items": len(catalog),
+        "dim": catalog.dim,
+        "encoder": catalog.encoder,
+        "head": catalog.manifest.get("head"),
+        "head_file": (catalog.path / HEAD_FILE).is_file(),
+        "quantizer": catalog.manifest["quantizer"],
+        "index": index_state,
+        "thumbnails": sum(1 for _ in thumbs.iterdir()) if thumbs.is_dir() else 0,
+        "columns": catalog.items.columns,
+    }
+    emit(summary, args.json)
+    return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def verify(args: argparse.Namespace) -> int:
+    catalog = Catalog.open(args.catalog)
+    catalog.verify()  # checksums of every data file
+    index_state = "none (build it with `clipbranches index CATALOG`)"
+    if catalog.has_index:
+        _ = catalog.index  # opening checks the header, the catalog's checksum and the payload's
+        index_state = "ok"
+    emit({"catalog": str(catalog.path), "items": len(catalog), "data": "ok", "index": index_state}, args.json)
+    return 0
+
+
+def emit(summary: dict[str, Any], as_json: bool) -> None:
+    """A summary as one JSON object or as ``key: value`` lines."""
+    print(json.dumps(summary, default=str) if as_json else "\n".join(f"{k}: {v}" for k, v in summary.items()))

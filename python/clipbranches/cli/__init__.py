@@ -1,0 +1,142 @@
+"""The ``clipbranches`` command.
+
+Exit codes: 0 success, 2 bad input (a typed clipbranches error or a bad argument), 1 internal
+error, 130 interrupted. Heavy packages (torch, the towers, textual) load only inside the
+subcommands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from clipbranches.cli import build, search
+from clipbranches.exceptions import ClipBranchesError
+from clipbranches.models import DEFAULT_MODEL, MODELS
+
+__all__ = ["main", "parser"]
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 1
+
+
+def _output(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _encoding(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--encoder", default="offline", help="offline | open_clip:MODEL[:PRETRAINED|random]")
+    p.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _output(p)
+
+
+def _searching(p: argparse.ArgumentParser, catalog_optional: bool) -> None:
+    if catalog_optional:
+        p.add_argument("--catalog", type=Path, default=None, help="default: the session's catalog")
+    else:
+        p.add_argument("catalog", type=Path)
+    p.add_argument("--session", type=Path, default=None, help="a session file (created if missing)")
+    p.add_argument("--build-index", action="store_true", help="build the catalog's index first if it has none")
+    p.add_argument("--show", type=int, default=20, help="items to print (0: none)")
+    _output(p)
+
+
+def _building_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    t = sub.add_parser("train-head", help="train the image and text heads on (image, caption) pairs")
+    t.add_argument("pairs", type=Path, help="a folder of images with .txt captions, or a CSV/parquet")
+    t.add_argument("out", type=Path, help="where to write the heads (.safetensors)")
+    t.add_argument("--hidden", type=int, nargs="+", default=[1024])
+    t.add_argument("--out-dim", type=int, default=32)
+    t.add_argument("--epochs", type=int, default=50)
+    t.add_argument("--koleo", type=float, default=0.5, help="KoLeo weight (0: plain CLIP loss)")
+    t.add_argument("--seed", type=int, default=0)
+    _encoding(t)
+    t.set_defaults(run=build.train_head)
+
+    i = sub.add_parser("ingest", help="encode an image collection into a catalog (resumable)")
+    i.add_argument("source", type=Path, help="a folder of images, or a CSV/parquet with a path or url column")
+    i.add_argument("catalog", type=Path)
+    i.add_argument("--head", type=Path, required=True, help="heads from train-head (.safetensors)")
+    i.add_argument("--chunk-size", type=int, default=1024)
+    i.add_argument("--overwrite", action="store_true")
+    _encoding(i)
+    i.set_defaults(run=build.ingest)
+
+    x = sub.add_parser("index", help="build (or rebuild) a catalog's index")
+    x.add_argument("catalog", type=Path)
+    x.add_argument("--block-items", type=int, default=4096)
+    _output(x)
+    x.set_defaults(run=build.index)
+
+    n = sub.add_parser("info", help="what a catalog holds")
+    n.add_argument("catalog", type=Path)
+    _output(n)
+    n.set_defaults(run=build.info)
+
+    v = sub.add_parser("verify", help="check every file of a catalog (and its index) against its checksums")
+    v.add_argument("catalog", type=Path)
+    _output(v)
+    v.set_defaults(run=build.verify)
+
+
+def _search_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    s = sub.add_parser("search", help="the items nearest to a text, an image file or an item")
+    _searching(s, catalog_optional=False)
+    s.add_argument("query", nargs="?", default=None, help="a text query")
+    s.add_argument("--image", type=Path, default=None, help="an image file as the query")
+    s.add_argument("--item", type=int, default=None, help="a catalog item id as the query")
+    s.add_argument("-k", "--k", type=int, default=60, help="how many neighbours")
+    s.set_defaults(run=search.search)
+
+    r = sub.add_parser("refine", help="train a model on labels and apply it to the whole catalog")
+    _searching(r, catalog_optional=True)
+    r.add_argument("--positive", type=int, nargs="+", default=[], metavar="ID")
+    r.add_argument("--negative", type=int, nargs="+", default=[], metavar="ID")
+    r.add_argument("--model", default=DEFAULT_MODEL, help=f"one of {', '.join(MODELS)} (default {DEFAULT_MODEL})")
+    r.add_argument("--random-negatives", type=int, default=500)
+    r.add_argument("--negative-weight", type=int, default=1)
+    r.add_argument("--seed", type=int, default=None, help="default: a fresh one (recorded in the session)")
+    r.add_argument("--rules", action="store_true", help="print the model's rules and SQL (branch, ensemble)")
+    r.add_argument("--export", type=Path, default=None, help="also write every result (.parquet or .csv)")
+    r.set_defaults(run=search.refine)
+
+    e = sub.add_parser("export", help="write a session round's results (or its labels) to parquet or CSV")
+    e.add_argument("out", type=Path, help="target .parquet or .csv")
+    e.add_argument("--session", type=Path, required=True)
+    e.add_argument("--catalog", type=Path, default=None, help="default: the session's catalog")
+    e.add_argument("--round", type=int, default=-1, help="which round (default: the last)")
+    e.add_argument("--labels", action="store_true", help="write the labels instead of the results")
+    e.set_defaults(run=search.export)
+
+    u = sub.add_parser("tui", help="the terminal UI (search, label, fine-tune)")
+    u.add_argument("catalog", type=Path, help="a catalog, or a folder of catalogs")
+    u.add_argument("--renderer", default="auto", help="image previews: auto, kitty, sixel, halfcell, none")
+    u.set_defaults(run=search.tui)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="clipbranches", description="Interactive text-to-image search.")
+    sub = top.add_subparsers(dest="command", required=True)
+    _building_commands(sub)
+    _search_commands(sub)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except ClipBranchesError as e:
+        print(f"clipbranches {args.command}: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"clipbranches {args.command}: interrupted (an ingest resumes where it stopped)", file=sys.stderr)
+        return 130
+    except Exception as e:  # an internal error: say so, with the type, and a distinct exit code
+        print(f"clipbranches {args.command}: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_INTERNAL
+    return code

@@ -1,0 +1,164 @@
+"""Commands that search: ``search``, ``refine``, ``export``, ``tui``.
+
+A session file (``--session``) carries labels and rounds between calls, so a search can go on
+over several commands and be reproduced (every round records its seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from clipbranches.engine import Results, SearchEngine
+from clipbranches.exceptions import InvalidArgumentError, SessionFormatError
+from clipbranches.session import Session
+
+__all__ = ["export", "refine", "search", "tui"]
+
+#: The models applied through the index, which have rules.
+BOX_MODELS = ("branch", "ensemble")
+
+
+def _open(catalog: Path | None, session: Session | None, build_index: bool) -> SearchEngine:
+    path = catalog if catalog is not None else Path(session.catalog) if session and session.catalog else None
+    if path is None:
+        raise InvalidArgumentError("name the catalog (CATALOG or --catalog) or a --session that records one")
+    engine = SearchEngine.open(path, build_index=build_index)
+    if session is not None:
+        session.check_catalog(engine)
+    return engine
+
+
+def _session(path: Path | None, must_exist: bool = False) -> Session | None:
+    if path is None:
+        return None
+    if path.exists():
+        return Session.load(path)
+    if must_exist:
+        raise SessionFormatError(f"{path}: no session file here")
+    return Session()
+
+
+def _warn_without_index(engine: SearchEngine, model: str | None) -> None:
+    if model is not None and not engine.has_index and model in BOX_MODELS:
+        print(
+            f"note: {engine.catalog.path} has no index, so the {model} model scans every item (slower); "
+            f"build it with `clipbranches index {engine.catalog.path}` or pass --build-index",
+            file=sys.stderr,
+        )
+
+
+def _report(results: Results, show: int, as_json: bool) -> None:
+    table = results.page(0, show).to_polars() if show else None
+    if as_json:
+        items: list[dict[str, Any]] = [] if table is None else table.to_dicts()
+        out = {"total": results.total, "timings_ms": results.timings, "params": results.params, "items": items}
+        print(json.dumps(out, default=str))
+        return
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in results.timings.items())
+    print(f"{results.total:,} items ({stages} ms)")
+    if table is not None and len(table):
+        columns = [c for c in ("rank", "id", "score", "caption", "uri") if c in table.columns]
+        for row in table.select(columns).iter_rows(named=True):
+            cells = [f"{row['rank']:>5}", f"{row['id']:>9}", f"{row['score']:>10.3f}"]
+            cells += [str(row[c] or "")[:60] for c in columns[3:]]
+            print("  ".join(cells))
+
+
+def search(args: argparse.Namespace) -> int:
+    session = _session(args.session)
+    engine = _open(args.catalog, session, args.build_index)
+    given = [q for q in (args.query, args.image, args.item) if q is not None]
+    if len(given) != 1:
+        raise InvalidArgumentError("give exactly one query: TEXT, --image PATH or --item ID")
+    if args.item is not None:
+        results = engine.search_image(args.item, k=args.k)
+    elif args.image is not None:
+        results = engine.search_image(args.image, k=args.k)
+    else:
+        results = engine.search_text(args.query, k=args.k)
+    if session is not None:
+        if not session.catalog:
+            session = Session.for_engine(engine)
+        session.record(results)
+        session.save(args.session)
+    _report(results, min(args.show, args.k), args.json)
+    return 0
+
+
+def refine(args: argparse.Namespace) -> int:
+    session = _session(args.session)
+    engine = _open(args.catalog, session, args.build_index)
+    if session is not None and not session.catalog:
+        session = Session.for_engine(engine)
+    options: dict[str, Any] = {
+        "model": args.model,
+        "random_negatives": args.random_negatives,
+        "negative_weight": args.negative_weight,
+        "seed": args.seed,
+    }
+    if args.rules and args.model not in BOX_MODELS:
+        raise InvalidArgumentError(f"the {args.model} model has no rules: only {' and '.join(BOX_MODELS)} do")
+    _warn_without_index(engine, args.model)
+    if session is None:
+        results = engine.refine(args.positive, args.negative, **options)
+    else:
+        # New labels join the session's; ids are checked before the session changes.
+        engine.rows_of(args.positive + args.negative)
+        session.label(args.positive, "positive")
+        session.label(args.negative, "negative")
+        results = session.refine(engine, **options)
+        session.save(args.session)
+    _report(results, args.show, args.json)
+    if args.rules:
+        rules = results.rules()
+        print(rules.sql() if args.json else f"{rules}\n\nSQL:\n{rules.sql()}")
+    if args.export is not None:
+        results.export(args.export)
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    session = _session(args.session, must_exist=True)
+    assert session is not None
+    engine = _open(args.catalog, session, False)
+    if args.labels:
+        import polars as pl
+
+        ids = sorted(session.labels)
+        rows = engine.rows_of(ids)
+        table = engine.catalog.items[rows.tolist()].with_columns(
+            pl.Series("label", [session.labels[i] for i in ids], dtype=pl.String)
+        )
+        target = Path(args.out)
+        if target.suffix.lower() not in (".parquet", ".csv"):
+            raise InvalidArgumentError(f"export to .parquet or .csv, not {target.name!r}")
+        table.write_parquet(target) if target.suffix.lower() == ".parquet" else table.write_csv(target)
+        print(f"{len(ids)} labels -> {target}")
+        return 0
+    if not session.rounds:
+        raise InvalidArgumentError(f"{args.session} has no rounds to export yet: search or refine first")
+    try:
+        params = session.rounds[args.round]["params"]
+    except IndexError:
+        raise InvalidArgumentError(
+            f"round {args.round} does not exist: the session has {len(session.rounds)}"
+        ) from None
+    results = engine.redo(params)  # same parameters and seed: the same results
+    results.export(args.out)
+    print(f"{results.total:,} items -> {args.out}")
+    return 0
+
+
+def tui(args: argparse.Namespace) -> int:
+    try:
+        import clipbranches_tui
+    except ImportError as e:
+        raise InvalidArgumentError(
+            f"the terminal UI is not installed ({e}): pip install ./tui (or run `make setup`)"
+        ) from e
+    clipbranches_tui.run(args.catalog, renderer=args.renderer)
+    return 0

@@ -1,0 +1,112 @@
+"""The search commands on a synthetic catalog: index, info, verify, search, refine with a
+session, export of results and labels, and the messages and exit codes of bad input."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from clipbranches import Catalog, synthetic
+from clipbranches.cli import main
+from clipbranches.session import Session
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Path:
+    synthetic.make_catalog(tmp_path / "cat", 5000, k=20, seed=1)
+    return tmp_path / "cat"
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_index_info_verify(catalog: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "info", catalog, "--json")
+    assert code == 0
+    assert json.loads(out)["index"].startswith("none")
+    code, out, _ = run(capsys, "index", catalog, "--block-items", "512", "--json")
+    assert code == 0
+    assert json.loads(out)["items"] == 5000
+    code, out, _ = run(capsys, "verify", catalog, "--json")
+    assert code == 0
+    assert json.loads(out) == {"catalog": str(catalog), "items": 5000, "data": "ok", "index": "ok"}
+    code, out, _ = run(capsys, "info", catalog)
+    assert "items: 5000" in out
+    # A flipped byte in the codes fails verification with exit 2 and names the file.
+    codes = catalog / "codes.u8"
+    data = bytearray(codes.read_bytes())
+    data[-1] ^= 0xFF
+    codes.write_bytes(bytes(data))
+    code, _, err = run(capsys, "verify", catalog)
+    assert code == 2
+    assert "codes.u8" in err
+
+
+def test_search_refine_export_with_a_session(catalog: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    session = tmp_path / "s.json"
+    labels = Catalog.open(catalog).items["label"].to_numpy()
+    code, out, err = run(capsys, "search", catalog, "--item", 0, "-k", 10, "--session", session, "--json")
+    assert code == 0, err
+    found = json.loads(out)
+    assert found["items"][0]["id"] == 0
+    same = np.flatnonzero(labels == labels[0])[1:6].tolist()
+    other = np.flatnonzero(labels != labels[0])[:3].tolist()
+    code, out, err = run(
+        capsys, "refine", "--session", session, "--positive", *same, "--negative", *other, "--model", "ensemble",
+        "--seed", 4, "--show", 5, "--rules",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "no index" in err, "offers to build the missing index"
+    assert "--build-index" in err
+    assert "accepted when boxes of at least 13 of 25 members" in out
+    assert "SELECT id FROM codes WHERE" in out
+    saved = Session.load(session)
+    assert saved.positives == sorted(same)
+    assert [r["params"]["kind"] for r in saved.rounds] == ["image", "refine"]
+    total = saved.rounds[-1]["total"]
+
+    results_csv = tmp_path / "results.csv"
+    code, out, err = run(capsys, "export", results_csv, "--session", session)
+    assert code == 0, err
+    table = pl.read_csv(results_csv)
+    assert len(table) == total
+    assert table["id"].to_list()[:100] == saved.rounds[-1]["top"]
+    code, out, err = run(capsys, "export", tmp_path / "labels.parquet", "--session", session, "--labels")
+    assert code == 0, err
+    exported = pl.read_parquet(tmp_path / "labels.parquet")
+    assert sorted(exported.filter(pl.col("label") == "positive")["id"].to_list()) == sorted(same)
+
+
+def test_bad_input_is_named_and_exits_2(catalog: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cases = [
+        (["refine", "--catalog", catalog, "--positive", 99999], "ids not in the catalog: [99999]"),
+        (["refine", "--catalog", catalog, "--positive", 1, "--model", "svm"], "unknown model 'svm'"),
+        (["refine", "--catalog", catalog, "--negative", 1], "at least one positive"),
+        (["refine", "--positive", 1], "name the catalog"),
+        (["search", catalog, "a red dress"], "cannot take text or image queries"),
+        (["search", catalog], "give exactly one query"),
+        (["search", tmp_path / "nope", "--item", 1], "nope"),
+        (["export", tmp_path / "x.csv", "--session", tmp_path / "missing.json"], "no session file"),
+        (["refine", "--catalog", catalog, "--positive", 1, "--model", "linear", "--rules"], "has no rules"),
+    ]
+    for args, message in cases:
+        code, _, err = run(capsys, *args)
+        assert code == 2, (args, err)
+        assert message in err, (args, err)
+
+
+def test_tui_not_installed_says_how_to_install(
+    catalog: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "clipbranches_tui", None)  # import fails as if absent
+    code, _, err = run(capsys, "tui", catalog)
+    assert code == 2
+    assert "terminal UI is not installed" in err
