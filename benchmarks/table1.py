@@ -122,7 +122,8 @@ def fashion_mnist(model: Any) -> Dataset:
 
 def openclipart(model: Any) -> Dataset:
     cached = np.load(_need(CACHE / "openclipart_lite0.npz", "benchmarks/offline_features.py"))
-    items = [openclipart_items()[i] for i in cached["positions"]]
+    every = openclipart_items()
+    items = [every[i] for i in cached["positions"]]
     classes = sorted({i.category for i in items} - set(NOT_CLASSES))
     labels = np.array([classes.index(i.category) if i.category in classes else -1 for i in items], np.int64)
     images = cached["features"].astype(np.float32)

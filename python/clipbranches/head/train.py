@@ -105,7 +105,9 @@ def train_heads(
     heads = Heads(head).to(device)
     optimiser = torch.optim.AdamW(heads.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     val_images, val_texts = images[val].to(device), texts[val].to(device)
-    best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, 0, {})
+    # Best epoch by validation R@1, ties broken by the lower validation CLIP loss: on small or
+    # easy sets R@1 saturates at 1.0 in the first epoch and would stop training there.
+    best: tuple[tuple[float, float], int, dict[str, torch.Tensor]] = ((-1.0, 0.0), 0, {})
     history: list[dict[str, float]] = []
     for epoch in range(config.epochs):
         start = time.perf_counter()
@@ -131,13 +133,21 @@ def train_heads(
             batches += 1
         heads.eval()
         with torch.no_grad():
-            r1 = recall_at(heads.encode_image(val_images), heads.encode_text(val_texts))[1]
+            vi, vt = heads.encode_image(val_images), heads.encode_text(val_texts)
+            r1 = recall_at(vi, vt)[1]
+            val_loss = float(clip_loss(vi.float(), vt.float(), heads.logit_scale))
         history.append(
-            {"epoch": epoch, "loss": total / max(1, batches), "val_r1": r1, "seconds": time.perf_counter() - start}
+            {
+                "epoch": epoch,
+                "loss": total / max(1, batches),
+                "val_r1": r1,
+                "val_loss": val_loss,
+                "seconds": time.perf_counter() - start,
+            }
         )
-        if r1 > best[0]:
-            best = (r1, epoch, copy.deepcopy(heads.state_dict()))
+        if (r1, -val_loss) > best[0]:
+            best = ((r1, -val_loss), epoch, copy.deepcopy(heads.state_dict()))
         elif epoch - best[1] >= config.patience:
             break
     heads.load_state_dict(best[2])
-    return TrainResult(heads=heads.eval(), best_epoch=best[1], val_recall_at_1=best[0], history=history)
+    return TrainResult(heads=heads.eval(), best_epoch=best[1], val_recall_at_1=best[0][0], history=history)
