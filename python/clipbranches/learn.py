@@ -72,8 +72,14 @@ class Ranked:
 
     def ranked(self) -> Ranked:
         """Best first: by score, then box count (descending), then id (ascending)."""
-        order = np.lexsort((self.ids, -self.box_counts.astype(np.int64), -self.scores))
-        return Ranked(self.ids[order], self.scores[order], self.box_counts[order])
+        ids, counts = self.ids, self.box_counts
+        if len(ids) > 1 and (counts == counts[0]).all() and (ids[1:] > ids[:-1]).all():
+            # One key suffices (a linear scan's answer: ids ascending, no box counts): a stable
+            # sort keeps ties in id order, about 3x cheaper than the three-key lexsort.
+            order = np.argsort(-self.scores, kind="stable")
+        else:
+            order = np.lexsort((ids, -counts.astype(np.int64), -self.scores))
+        return Ranked(ids[order], self.scores[order], counts[order])
 
 
 _NOTHING = Ranked(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.uint16))

@@ -155,3 +155,18 @@ def test_pseudo_negatives_are_distinct_rows_outside_the_accepted(n: int, data: s
     assert len(np.unique(drawn)) == len(drawn)
     assert np.isin(drawn, outside).all()
     assert (np.diff(drawn) > 0).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 200), st.booleans(), st.data())
+def test_ranking_fast_path_matches_the_three_key_sort(n: int, linear: bool, data: st.DataObject) -> None:
+    from clipbranches.learn import Ranked
+
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    ids = np.sort(rng.choice(10 * n + 1, size=n, replace=False)) if linear else rng.permutation(n)
+    scores = rng.integers(0, 4, n).astype(np.float64)  # many ties
+    counts = np.zeros(n, np.uint16) if linear else rng.integers(0, 3, n).astype(np.uint16)
+    ranked = Ranked(ids.astype(np.int64), scores, counts).ranked()
+    order = np.lexsort((ids, -counts.astype(np.int64), -scores))
+    np.testing.assert_array_equal(ranked.ids, ids[order])
+    np.testing.assert_array_equal(ranked.scores, scores[order])

@@ -15,6 +15,9 @@ use crate::errors::ToPyErr;
 /// `(ids, box_counts, group_counts)` as numpy arrays.
 type HitArrays<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u16>>, Bound<'py, PyArray1<u16>>);
 
+/// `(rows, scores)` a linear scan accepted.
+type Accepted<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>);
+
 /// `(distances, ids)` of a top-k search.
 type Neighbours<'py> = (Bound<'py, PyArray2<u32>>, Bound<'py, PyArray2<u64>>);
 
@@ -179,10 +182,11 @@ pub fn linear_accept<'py>(
     weights: PyReadonlyArray1<'py, f32>,
     bias: f32,
     threshold: f32,
-) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>)> {
+) -> PyResult<Accepted<'py>> {
     let dim = codes.shape()[1];
     let bytes = codes_slice(&codes)?;
-    let w = weights.as_slice().map_err(|_| IndexError::InvalidArgument("weights must be contiguous".into()).to_pyerr())?;
+    let w =
+        weights.as_slice().map_err(|_| IndexError::InvalidArgument("weights must be contiguous".into()).to_pyerr())?;
     let (rows, scores) = detached(py, || linear::accept(bytes, dim, w, bias, threshold))?;
     Ok((rows.into_pyarray(py), scores.into_pyarray(py)))
 }
