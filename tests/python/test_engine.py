@@ -256,3 +256,26 @@ def test_bad_session_files(tmp_path: Path, engine: SearchEngine) -> None:
     stranger = Session("elsewhere", "0" * 64)
     with pytest.raises(SessionFormatError, match="another catalog"):
         stranger.check_catalog(engine)
+
+
+def test_an_encoder_of_another_space_is_refused(tmp_path: Path) -> None:
+    from clipbranches import EncoderMismatchError
+    from clipbranches.encoders import Encoder
+
+    class Other(Encoder):
+        image_dim = text_dim = 4
+
+        @property
+        def identity(self) -> dict[str, object]:
+            return {"kind": "open_clip", "model": "ViT-B-32", "weights": "laion2b", "dim": 512}
+
+        def encode_images(self, images: object) -> np.ndarray:
+            raise AssertionError("never called")
+
+        def encode_texts(self, texts: object) -> np.ndarray:
+            raise AssertionError("never called")
+
+    codes = np.zeros((3, 32), np.uint8)
+    catalog = Catalog.create(tmp_path / "c", codes, encoder={"kind": "offline", "image": "x", "text": "y"})
+    with pytest.raises(EncoderMismatchError, match="not the catalog's"):
+        SearchEngine(catalog, encoder=Other())
