@@ -31,8 +31,9 @@ $(STAMPS)/venv: pyproject.toml
 	$(PY) -m pip install --quiet --group dev --group full
 	@touch $@
 
-$(STAMPS)/develop: $(STAMPS)/venv $(RUST_SOURCES) pyproject.toml
+$(STAMPS)/develop: $(STAMPS)/venv $(RUST_SOURCES) pyproject.toml tui/pyproject.toml
 	maturin develop --release --locked --quiet
+	$(PY) -m pip install --quiet --no-deps -e tui  # the terminal UI (its dependencies: group full)
 	@touch $@
 
 setup: $(STAMPS)/develop ## Create .venv, install dependencies, build the native core into it
@@ -47,16 +48,18 @@ test: lint rust-test py-test wheel-check ## Set everything up and run every chec
 lint: $(STAMPS)/develop ## rustfmt, clippy (pedantic, -D warnings), ruff, mypy and stubtest
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
-	ruff check python tests benchmarks
-	ruff format --check python tests benchmarks
+	ruff check python tests benchmarks tui
+	ruff format --check python tests benchmarks tui
 	mypy
+	mypy tui/clipbranches_tui
 	$(PY) -m mypy.stubtest clipbranches._core
 
 rust-test: ## cargo test of every crate (unit, property and integration tests)
 	cargo test --workspace --locked --quiet
 
-py-test: $(STAMPS)/develop ## pytest over tests/python
+py-test: $(STAMPS)/develop ## pytest over tests/python and the terminal UI's tui/tests
 	pytest -q
+	pytest -q tui/tests
 
 # --- packaging -------------------------------------------------------------------------------
 

@@ -73,6 +73,9 @@ class Ranked:
     def ranked(self) -> Ranked:
         """Best first: by score, then box count (descending), then id (ascending)."""
         ids, counts = self.ids, self.box_counts
+        if len(ids) > 1 and (counts == counts[0]).all() and (self.scores == self.scores[0]).all():
+            # All tied (a single box's answer): id order is the ranking.
+            return Ranked(np.sort(ids), self.scores, counts)
         if len(ids) > 1 and (counts == counts[0]).all() and (ids[1:] > ids[:-1]).all():
             # One key suffices (a linear scan's answer: ids ascending, no box counts): a stable
             # sort keeps ties in id order, about 3x cheaper than the three-key lexsort.

@@ -164,7 +164,7 @@ def test_ranking_fast_path_matches_the_three_key_sort(n: int, linear: bool, data
 
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     ids = np.sort(rng.choice(10 * n + 1, size=n, replace=False)) if linear else rng.permutation(n)
-    scores = rng.integers(0, 4, n).astype(np.float64)  # many ties
+    scores = rng.integers(0, data.draw(st.integers(1, 4)), n).astype(np.float64)  # many ties, or all
     counts = np.zeros(n, np.uint16) if linear else rng.integers(0, 3, n).astype(np.uint16)
     ranked = Ranked(ids.astype(np.int64), scores, counts).ranked()
     order = np.lexsort((ids, -counts.astype(np.int64), -scores))

@@ -1,0 +1,1 @@
+"""The TUI's screens, one class per module."""

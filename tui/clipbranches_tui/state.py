@@ -1,0 +1,257 @@
+"""What the TUI knows, without Textual: the current results and page, the grid cursor, the
+labelling session, the fine-tune options and the request in flight.
+
+Kept free of Textual so that every rule of the interface (paging, cursor moves, what a key
+labels, option ranges, which answer is stale) is unit-tested without a terminal.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
+
+from clipbranches import InvalidArgumentError
+from clipbranches.engine import STAGES, Results
+from clipbranches.models import DEFAULT_MODEL, MODELS
+from clipbranches.session import Label, Session
+
+__all__ = [
+    "PAGE_SIZE",
+    "RENDERERS",
+    "SEARCH_K",
+    "FineTuneOptions",
+    "ItemQuery",
+    "SearchState",
+    "describe",
+    "find_catalogs",
+    "model_names",
+    "parse_query",
+    "renderer_name",
+]
+
+#: Cards per page of the grid.
+PAGE_SIZE = 60
+#: Items a first (nearest-neighbour) search asks for: one page, as the original's web UI shows.
+SEARCH_K = 60
+#: Preview renderers: textual-image's protocols, ``auto`` (detected) and ``none`` (text only).
+RENDERERS = ("auto", "kitty", "sixel", "halfcell", "unicode", "none")
+_RENDERER_ALIASES = {"tgp": "kitty", "text": "none"}
+#: The models the original's UI offers, first in the picker; the engine's others follow.
+_FIRST_MODELS = ("branch", "ensemble", "tree", "forest")
+#: A catalog directory holds this file (the catalog format's manifest).
+_MANIFEST = "manifest.json"
+_LABEL_CYCLE: dict[str, Label] = {"unlabeled": "positive", "positive": "negative", "negative": "unlabeled"}
+
+
+def renderer_name(name: str) -> str:
+    """The canonical renderer name (``tgp`` is ``kitty``, ``text`` is ``none``)."""
+    canonical = _RENDERER_ALIASES.get(name, name)
+    if canonical not in RENDERERS:
+        raise InvalidArgumentError(f"renderer is one of {', '.join(RENDERERS)} (or tgp, text), not {name!r}")
+    return canonical
+
+
+def model_names() -> list[str]:
+    """Every model of the engine's registry, the original UI's four first."""
+    first = [m for m in _FIRST_MODELS if m in MODELS]
+    return first + sorted(m for m in MODELS if m not in first)
+
+
+def find_catalogs(path: str | os.PathLike[str]) -> list[Path]:
+    """``[path]`` when it is a catalog, else the catalogs directly inside it (sorted by name).
+
+    An empty list means neither: the caller opens ``path`` as a catalog to get the library's
+    own error about it.
+    """
+    root = Path(path)
+    if (root / _MANIFEST).is_file() or not root.is_dir():
+        return [root]
+    return sorted(p for p in root.iterdir() if (p / _MANIFEST).is_file())
+
+
+@dataclass(frozen=True)
+class ItemQuery:
+    """A query box entry ``#123``: search like catalog item 123 (no encoder needed)."""
+
+    item_id: int
+
+
+def parse_query(text: str) -> str | ItemQuery:
+    """A text query, or an :class:`ItemQuery` for ``#<id>``."""
+    query = text.strip()
+    if not query:
+        raise InvalidArgumentError("type a text query, or #ID to search like item ID")
+    if query.startswith("#"):
+        digits = query[1:].strip()
+        if not digits.lstrip("-").isdigit():
+            raise InvalidArgumentError(f"#ID needs an integer item id, not {digits!r}")
+        return ItemQuery(int(digits))
+    return query
+
+
+def _integer(value: str | int, name: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"{name} must be an integer from {low} to {high}, not {value!r}") from None
+    if not low <= number <= high:
+        raise InvalidArgumentError(f"{name} must be from {low} to {high}, not {number}")
+    return number
+
+
+@dataclass(frozen=True)
+class FineTuneOptions:
+    """The fine-tune panel's settings, validated (the engine's keyword arguments)."""
+
+    model: str = DEFAULT_MODEL
+    random_negatives: int = 500
+    negative_weight: int = 1
+
+    #: Ranges the panel offers (the engine accepts more random negatives; 5000 is the UI's cap).
+    RANDOM_NEGATIVES = (0, 5000)
+    NEGATIVE_WEIGHT = (1, 100)
+
+    @classmethod
+    def parse(cls, model: object, random_negatives: str | int, negative_weight: str | int) -> FineTuneOptions:
+        """Options from the panel's raw values; :class:`InvalidArgumentError` says what is wrong."""
+        if not isinstance(model, str) or model not in MODELS:
+            raise InvalidArgumentError(f"model is one of {', '.join(model_names())}, not {model!r}")
+        return cls(
+            model,
+            _integer(random_negatives, "random negatives", *cls.RANDOM_NEGATIVES),
+            _integer(negative_weight, "negative weight", *cls.NEGATIVE_WEIGHT),
+        )
+
+    def as_kwargs(self) -> dict[str, int | str]:
+        return {"model": self.model, "random_negatives": self.random_negatives, "negative_weight": self.negative_weight}
+
+
+def describe(results: Results) -> str:
+    """What produced ``results``, in a few words."""
+    params = results.params
+    kind = params.get("kind")
+    if kind == "text":
+        return f"text {params.get('query')!r}"
+    if kind == "image":
+        return f"like #{params['item']}" if "item" in params else f"like {params.get('path')}"
+    if kind == "refine":
+        pos, neg = len(params.get("positives", [])), len(params.get("negatives", []))
+        return f"fine-tuned {params.get('model')} on {pos}+/{neg}-"
+    return str(kind)
+
+
+@dataclass
+class SearchState:
+    """The search screen's state: results, page, cursor, labels and the request in flight."""
+
+    session: Session
+    results: Results | None = None
+    page: int = 0
+    cursor: int = 0
+    page_size: int = PAGE_SIZE
+    options: FineTuneOptions = field(default_factory=FineTuneOptions)
+    #: Token of the backend call whose answer is awaited (0: none).
+    pending: int = 0
+    _issued: int = 0
+
+    # -- requests in flight ------------------------------------------------------------------
+
+    def begin(self) -> int:
+        """A token for a new backend call; any earlier answer becomes stale."""
+        self._issued += 1
+        self.pending = self._issued
+        return self.pending
+
+    def finish(self, token: int) -> bool:
+        """Whether an answer with ``token`` is the awaited one (then nothing is awaited)."""
+        if token != self.pending:
+            return False
+        self.pending = 0
+        return True
+
+    def cancel(self) -> bool:
+        """Stop waiting; the call runs on but its answer will be dropped. False if idle."""
+        waiting = self.pending != 0
+        self.pending = 0
+        return waiting
+
+    # -- results and paging ------------------------------------------------------------------
+
+    def show(self, results: Results) -> None:
+        """New results, from their first page, and recorded as a round of the session."""
+        self.results = results
+        self.page = 0
+        self.cursor = 0
+        self.session.record(results)
+
+    @property
+    def pages(self) -> int:
+        return -(-len(self.results) // self.page_size) if self.results is not None else 0
+
+    def visible(self) -> Results | None:
+        """The current page of results."""
+        return self.results.page(self.page, self.page_size) if self.results is not None else None
+
+    def visible_ids(self) -> list[int]:
+        page = self.visible()
+        return page.ids.tolist() if page is not None else []
+
+    def turn(self, delta: int) -> bool:
+        """Go ``delta`` pages on (clamped); whether the page changed."""
+        target = min(max(self.page + delta, 0), max(self.pages - 1, 0))
+        changed = target != self.page
+        if changed:
+            self.page, self.cursor = target, 0
+        return changed
+
+    def move(self, dx: int, dy: int, columns: int) -> int:
+        """Move the cursor on a grid of ``columns`` (clamped to the page); the new cursor."""
+        count = len(self.visible_ids())
+        if count:
+            self.cursor = min(max(self.cursor + dx + dy * max(columns, 1), 0), count - 1)
+        return self.cursor
+
+    def current_id(self) -> int | None:
+        ids = self.visible_ids()
+        return ids[self.cursor] if 0 <= self.cursor < len(ids) else None
+
+    # -- labels ------------------------------------------------------------------------------
+
+    def label(self, ids: Iterable[int], state: str) -> None:
+        """Label ``ids`` (one undoable step); ``state`` as a key binding spells it."""
+        if state not in _LABEL_CYCLE:
+            raise InvalidArgumentError(f"a label is positive, negative or unlabeled, not {state!r}")
+        self.session.label(list(ids), cast(Label, state))
+
+    def cycle(self, item_id: int) -> Label:
+        """Unlabelled -> positive -> negative -> unlabelled (a click); the new label."""
+        new = _LABEL_CYCLE[self.session.state(item_id)]
+        self.session.label([item_id], new)
+        return new
+
+    def check_can_refine(self) -> None:
+        if not self.session.positives:
+            raise InvalidArgumentError("no positives yet: mark at least one result positive (p) first")
+
+    # -- summaries ---------------------------------------------------------------------------
+
+    def summary(self) -> str:
+        """One line on the results: what, how many, which page, per-stage timings."""
+        if self.results is None:
+            return "no results yet"
+        first = self.page * self.page_size
+        shown = len(self.visible_ids())
+        timings = " ".join(f"{s} {self.results.timings.get(s, 0.0):.1f}" for s in STAGES)
+        span = f"{first + 1}-{first + shown}" if shown else "none"
+        return (
+            f"{describe(self.results)}: {self.results.total} accepted · showing {span} · "
+            f"page {self.page + 1}/{max(self.pages, 1)} · ms: {timings}"
+        )
+
+    def label_summary(self) -> str:
+        s = self.session
+        rounds = len(s.rounds)
+        return f"{len(s.positives)} positive, {len(s.negatives)} negative, {rounds} round{'s' * (rounds != 1)}"

@@ -1,0 +1,55 @@
+"""The fine-tune panel: model, random negatives, negative weight and the "Fine-tune search"
+button. It only holds raw values; :meth:`FineTuneOptions.parse` validates them."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.validation import Integer
+from textual.widgets import Button, Input, Label, Select, Static
+
+from clipbranches_tui.state import FineTuneOptions, model_names
+
+__all__ = ["FineTunePanel"]
+
+
+class FineTunePanel(Vertical):
+    """Settings of the next fine-tuning round and the label counts."""
+
+    def __init__(self, options: FineTuneOptions, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        low_neg, high_neg = FineTuneOptions.RANDOM_NEGATIVES
+        low_w, high_w = FineTuneOptions.NEGATIVE_WEIGHT
+        self.border_title = "Fine-tune"
+        self.model: Select[str] = Select(
+            [(m, m) for m in model_names()], value=options.model, allow_blank=False, id="model"
+        )
+        self.random_negatives = Input(
+            str(options.random_negatives),
+            type="integer",
+            validators=[Integer(minimum=low_neg, maximum=high_neg)],
+            id="random-negatives",
+        )
+        self.negative_weight = Input(
+            str(options.negative_weight),
+            type="integer",
+            validators=[Integer(minimum=low_w, maximum=high_w)],
+            id="negative-weight",
+        )
+        self.ranges = (f"Random negatives ({low_neg}-{high_neg})", f"Negative weight ({low_w}-{high_w})")
+        self.button = Button("Fine-tune search", id="fine-tune", variant="primary")
+        self.counts = Static("", id="label-counts")
+
+    def compose(self) -> ComposeResult:
+        yield Label("Model")
+        yield self.model
+        yield Label(self.ranges[0])
+        yield self.random_negatives
+        yield Label(self.ranges[1])
+        yield self.negative_weight
+        yield self.button
+        yield self.counts
+
+    def raw(self) -> tuple[object, str, str]:
+        """The panel's values as typed (for :meth:`FineTuneOptions.parse`)."""
+        return self.model.value, self.random_negatives.value, self.negative_weight.value
