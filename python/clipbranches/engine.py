@@ -96,11 +96,6 @@ class Results:
             self, ids=self.ids[sl], rows=self.rows[sl], scores=self.scores[sl], offset=self.offset + n * size
         )
 
-    @property
-    def pages(self) -> int:
-        """Pages of the default size (60)."""
-        return -(-len(self) // 60)
-
     def to_polars(self) -> pl.DataFrame:
         """``rank``, ``score`` and the items' metadata (id, uri, caption, ...), best first."""
         items = self.catalog.items[self.rows.tolist()] if len(self.rows) else self.catalog.items.clear()
