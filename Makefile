@@ -16,6 +16,8 @@ export VIRTUAL_ENV := $(VENV)
 RUST_SOURCES := Cargo.toml Cargo.lock $(shell find rust -path '*/fuzz' -prune -o \( -name '*.rs' -o -name Cargo.toml \) -print)
 FUZZ_SECONDS ?= 60
 BENCH_ARGS ?=
+# Arguments of `make demo`, e.g. ARGS=--no-tui or ARGS="--dataset fashion-mnist --limit 2000".
+ARGS ?=
 
 .PHONY: help setup develop test lint rust-test py-test wheel wheel-check fuzz bench demo clean
 
@@ -91,10 +93,8 @@ bench: $(STAMPS)/develop ## Print the store and index benchmark tables (BENCH_AR
 	$(PY) benchmarks/store.py $(BENCH_ARGS)
 	$(PY) benchmarks/index.py $(BENCH_ARGS)
 
-demo: ## The demo (arrives with issue 8; for now it says so)
-	@echo "make demo is not built yet: it arrives with the demo issue (#8)." >&2
-	@echo "Today the package offers the catalog store; see README.md." >&2
-	@exit 2
+demo: $(STAMPS)/develop ## Build the demo catalog (OpenClipArt, offline towers) and open the UI (ARGS=--no-tui: text round)
+	$(PY) -m clipbranches.cli demo $(ARGS)
 
 clean: ## Remove build outputs, the venv and stamps
 	rm -rf target dist $(VENV)

@@ -1,9 +1,9 @@
 """Ingest an image collection into a catalog: list, encode, apply the image head, quantize,
 write (through the store API), with thumbnails for the UI.
 
-Resumable: work happens in chunks inside a work directory next to the target
-(``.<name>.ingest``); each finished chunk is written atomically (temp file + rename), so after a
-Ctrl-C or a kill the next run with the same source continues from the last finished chunk. The
+Resumable: work happens in chunks (:mod:`clipbranches.chunks`) inside a work directory next to
+the target (``.<name>.ingest``); each finished chunk is written atomically, so after a Ctrl-C or
+a kill the next run with the same source continues from the last finished chunk. The
 catalog itself is written only at the end, by :meth:`Catalog.create` (hidden sibling + atomic
 rename), so no half-written catalog ever stands at the target.
 
@@ -14,11 +14,10 @@ relative paths are taken from the table's folder.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,29 +26,25 @@ import polars as pl
 from numpy.typing import NDArray
 
 from clipbranches.catalog import HEAD_FILE, THUMBS_DIR, Catalog
+from clipbranches.chunks import EncodeReport, encode_resumable, stage_thumbnails
 from clipbranches.exceptions import CatalogExistsError, InvalidArgumentError
 from clipbranches.quantize import FixedRangeQuantizer
 
 if TYPE_CHECKING:
-    from PIL import Image
-
     from clipbranches.encoders import Encoder
     from clipbranches.head import Heads
 
 __all__ = ["IMAGE_SUFFIXES", "IngestReport", "ingest", "list_source"]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
-THUMB_SIZE = 160
 
 
 @dataclass
-class IngestReport:
+class IngestReport(EncodeReport):
     """What an ingest did: items written, files skipped (with why), chunks reused from an
     interrupted run."""
 
     items: int = 0
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    resumed_chunks: int = 0
 
 
 def list_source(source: str | os.PathLike[str]) -> pl.DataFrame:
@@ -115,8 +110,6 @@ def ingest(
         raise InvalidArgumentError("chunk_size and batch_size must be >= 1")
     listing = list_source(source)
     work = target.with_name(f".{target.name}.ingest")
-    work.mkdir(exist_ok=True)
-    (work / "thumbs").mkdir(exist_ok=True)
     fingerprint = {
         "listing": listing.hash_rows().sum(),
         "rows": len(listing),
@@ -124,34 +117,23 @@ def ingest(
         "head": heads.config.to_dict(),
         "chunk": chunk_size,
     }
-    stamp = work / "source.json"
-    if stamp.is_file() and json.loads(stamp.read_text()) != json.loads(json.dumps(fingerprint)):
-        shutil.rmtree(work)  # another source or model: nothing to resume
-        work.mkdir()
-        (work / "thumbs").mkdir()
-    _write_atomically(stamp, json.dumps(fingerprint).encode())
-    report = IngestReport()
-    uris: list[str] = listing["uri"].to_list()
     heads.eval()
-    for chunk, start in enumerate(range(0, len(uris), chunk_size)):
-        done = work / f"chunk-{chunk:06d}.npz"
-        if done.is_file():
-            report.resumed_chunks += 1
-            continue
-        _encode_chunk(
-            encoder,
-            heads,
-            uris[start : start + chunk_size],
-            start,
-            done,
-            work / "thumbs",
-            batch_size,
-            thumbnails,
-            progress,
-        )
-        if _after_chunk is not None:
-            _after_chunk(chunk)
-    positions, codes = _gather(work, (len(uris) + chunk_size - 1) // chunk_size, heads.config.out_dim, report)
+    report = IngestReport()
+    positions, codes = encode_resumable(
+        encoder,
+        listing["uri"].to_list(),
+        work,
+        transform=_head_codes(heads),
+        width=heads.config.out_dim,
+        dtype=np.uint8,
+        fingerprint=fingerprint,
+        chunk_size=chunk_size,
+        batch_size=batch_size,
+        thumbnails=thumbnails,
+        progress=progress,
+        report=report,
+        after_chunk=_after_chunk,
+    )
     items = listing[positions.tolist()].with_columns(pl.Series("source_row", positions, dtype=pl.Int64))
     items = items.with_row_index("id").with_columns(pl.col("id").cast(pl.Int64))
 
@@ -159,7 +141,7 @@ def ingest(
         # The heads travel with the catalog, so queries are encoded exactly like its items.
         save_heads(heads, staging / HEAD_FILE)
         if thumbnails:
-            _stage_thumbnails(work / "thumbs", positions, staging / THUMBS_DIR)
+            stage_thumbnails(work / "thumbs", positions, staging / THUMBS_DIR)
 
     catalog = Catalog.create(
         target,
@@ -177,85 +159,16 @@ def ingest(
     return catalog, report
 
 
-def _encode_chunk(
-    encoder: Encoder,
-    heads: Heads,
-    paths: list[str],
-    start: int,
-    done: Path,
-    thumbs: Path,
-    batch_size: int,
-    thumbnails: bool,
-    progress: bool,
-) -> None:
-    """Encode one chunk of the listing and write ``done`` (atomically): the listing positions
-    that decoded, their codes, and the failures."""
+def _head_codes(heads: Heads) -> Callable[[NDArray[np.float32]], NDArray[np.uint8]]:
+    """Image features -> the head's unit vectors -> uint8 codes (the paper's quantizer)."""
     import torch
-
-    from clipbranches.encoders.files import DecodeReport, encode_files
 
     device = next(heads.parameters()).device
     quantizer = FixedRangeQuantizer()
-    decode = DecodeReport()
-    positions: list[NDArray[np.int64]] = []
-    codes: list[NDArray[np.uint8]] = []
 
-    def save_thumbnails(batch: NDArray[np.int64], images: list[Image.Image]) -> None:
-        for p, image in zip(batch.tolist(), images, strict=True):
-            thumb = image.copy()
-            thumb.thumbnail((THUMB_SIZE, THUMB_SIZE))
-            thumb.save(thumbs / f"{start + p}.jpg", quality=85)
-
-    batches = encode_files(
-        encoder,
-        paths,
-        batch_size=batch_size,
-        report=decode,
-        progress=progress,
-        on_images=save_thumbnails if thumbnails else None,
-    )
-    for pos, features in batches:
+    def codes(features: NDArray[np.float32]) -> NDArray[np.uint8]:
         with torch.no_grad():
             z = heads.encode_image(torch.from_numpy(features).to(device)).float().cpu().numpy()
-        positions.append(pos + start)
-        codes.append(quantizer.quantize(z))
-    failures = [(paths[i], reason) for i, _, reason in decode.failures]
-    tmp = done.with_name(done.name + ".tmp.npz")
-    np.savez(
-        tmp,
-        positions=np.concatenate(positions) if positions else np.zeros(0, np.int64),
-        codes=np.concatenate(codes) if codes else np.zeros((0, heads.config.out_dim), np.uint8),
-        failures=np.array(json.dumps(failures)),
-    )
-    os.replace(tmp, done)
+        return quantizer.quantize(z)
 
-
-def _gather(work: Path, chunks: int, dim: int, report: IngestReport) -> tuple[NDArray[np.int64], NDArray[np.uint8]]:
-    """All chunks' positions and codes, in order; their failures go into ``report``."""
-    positions: list[NDArray[np.int64]] = [np.zeros(0, np.int64)]
-    codes: list[NDArray[np.uint8]] = [np.zeros((0, dim), np.uint8)]
-    for chunk in range(chunks):
-        with np.load(work / f"chunk-{chunk:06d}.npz") as data:
-            positions.append(data["positions"])
-            codes.append(data["codes"])
-            report.skipped += [(str(path), str(reason)) for path, reason in json.loads(str(data["failures"]))]
-    return np.concatenate(positions), np.concatenate(codes)
-
-
-def _stage_thumbnails(thumbs: Path, positions: NDArray[np.int64], final: Path) -> None:
-    """Link the work dir's thumbnails (named by listing position) as ``final/<id>.jpg``; the work
-    dir keeps its own until the catalog is in place, so a failed create can still resume."""
-    final.mkdir()
-    for new_id, old in enumerate(positions.tolist()):
-        thumb = thumbs / f"{old}.jpg"
-        if thumb.is_file():
-            try:
-                os.link(thumb, final / f"{new_id}.jpg")
-            except OSError:  # another filesystem, or no hard links there
-                shutil.copyfile(thumb, final / f"{new_id}.jpg")
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    return codes

@@ -13,7 +13,7 @@ def test_import_does_not_pull_heavy_dependencies() -> None:
     # The package and the modules the CLI and the engine import up front.
     modules = (
         "clipbranches, clipbranches.cli, clipbranches.models, clipbranches.ingest, clipbranches.evaluation, "
-        "clipbranches.engine, clipbranches.session, clipbranches.rules"
+        "clipbranches.engine, clipbranches.session, clipbranches.rules, clipbranches.demo, clipbranches.chunks"
     )
     code = f"import json, sys, {modules}; print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout

@@ -117,6 +117,18 @@ def _search_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     u.add_argument("--renderer", default="auto", help="image previews: auto, kitty, sixel, halfcell, none")
     u.set_defaults(run=search.tui)
 
+    d = sub.add_parser("demo", help="build a catalog of real images (offline), then the UI or a text round")
+    d.add_argument("--dir", type=Path, default=Path("demo-data"), help="where the demo's catalog lives")
+    d.add_argument("--dataset", choices=("openclipart", "fashion-mnist"), default="openclipart")
+    d.add_argument("--limit", type=int, default=None, help="use only this many images (spread over classes)")
+    d.add_argument("--epochs", type=int, default=30, help="head training epochs")
+    d.add_argument("--no-tui", action="store_true", help="print a text search and one fine-tuning round instead")
+    d.add_argument("--query", default=None, help="the text round's query (default: the dataset's)")
+    d.add_argument("--model", default=None, help=f"the text round's model (default {DEFAULT_MODEL})")
+    d.add_argument("--renderer", default="auto", help="image previews: auto, kitty, sixel, halfcell, none")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.set_defaults(run=search.demo)
+
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="clipbranches", description="Interactive text-to-image search.")

@@ -16,7 +16,7 @@ from clipbranches.engine import Results, SearchEngine
 from clipbranches.exceptions import InvalidArgumentError, SessionFormatError
 from clipbranches.session import Session
 
-__all__ = ["export", "refine", "search", "tui"]
+__all__ = ["demo", "export", "refine", "search", "tui"]
 
 #: The models applied through the index, which have rules.
 BOX_MODELS = ("branch", "ensemble")
@@ -162,3 +162,18 @@ def tui(args: argparse.Namespace) -> int:
         ) from e
     clipbranches_tui.run(args.catalog, renderer=args.renderer)
     return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    from clipbranches.demo import DATASETS, build_demo, demo_round
+
+    path = build_demo(args.dir, args.dataset, limit=args.limit, epochs=args.epochs, progress=not args.quiet)
+    no_tui = args.no_tui or not sys.stdout.isatty()
+    if no_tui:
+        if not args.no_tui:
+            print("no terminal here: running the demo without the UI (--no-tui)", file=sys.stderr)
+        _, query, wanted = DATASETS[args.dataset]
+        demo_round(SearchEngine.open(path), args.query or query, wanted, model=args.model)
+        return 0
+    print(f"opening the terminal UI on {path} (press ? for the keys, ctrl+q to quit)")
+    return tui(argparse.Namespace(catalog=path, renderer=args.renderer))

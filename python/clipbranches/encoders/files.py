@@ -46,6 +46,17 @@ MAX_SHORT_SIDE = 448
 BATCHES_AHEAD = 3
 
 
+def _quiet_large_images() -> None:
+    """Pillow warns about every image over ~89 Mpixel (OpenClipArt has 168-Mpixel posters),
+    which floods progress output; such images are shrunk right after decoding, and Pillow still
+    refuses real decompression bombs (over twice the limit) with an error we report."""
+    import warnings
+
+    from PIL import Image
+
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
 def open_image(path: str | os.PathLike[str], *, max_short_side: int | None = MAX_SHORT_SIDE) -> Image.Image | str:
     """The decoded RGB image of a file path or an http(s) URL (transparency on white, shrunk to
     ``max_short_side`` unless None), or the reason it cannot be read."""
@@ -106,6 +117,7 @@ def encode_files(
     image features. Skipped files go into ``report``; ``on_images`` sees each batch's decoded
     images (e.g. to write thumbnails without decoding the files again)."""
     report = report if report is not None else DecodeReport()
+    _quiet_large_images()
     bar = None
     if progress:
         from tqdm import tqdm
