@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -37,6 +37,9 @@ from clipbranches.evaluation import (
 )
 from clipbranches.exceptions import DatasetNotFoundError, InvalidArgumentError
 from clipbranches.quantize import FixedRangeQuantizer
+
+if TYPE_CHECKING:
+    from clipbranches.encoders import Encoder
 
 __all__ = ["DATASETS", "DemoItems", "build_demo", "demo_round", "ensure_dataset"]
 
@@ -146,25 +149,33 @@ def build_demo(
     limit: int | None = None,
     epochs: int = 30,
     root: Path | None = None,
+    encoder: Encoder | None = None,
     progress: bool = True,
     log: Log = print,
 ) -> Path:
-    """Build the demo catalog under ``workdir`` (or find the one built before) and return its path."""
+    """Build the demo catalog under ``workdir`` (or find the one built before) and return its path.
+
+    ``encoder``: the towers (default: the offline pair; an ``OpenClipEncoder`` where weights
+    are available). Catalogs of other encoders get their own name, so none is reused wrongly.
+    """
     import torch
 
     from clipbranches.encoders import OfflineEncoder
     from clipbranches.head import HeadConfig, TrainConfig, save_heads, train_heads
 
     work = Path(workdir)
-    target = work / (f"{dataset}-{limit}" if limit else dataset)
+    name = dataset + (f"-{limit}" if limit else "")
+    if encoder is not None and encoder.identity.get("kind") != "offline":
+        name += "-" + "-".join(str(v) for k, v in sorted(encoder.identity.items()) if k in ("model", "weights"))
+    target = work / name.replace("/", "_")
     if _complete(target):
         log(f"reusing {target} (delete it to rebuild)")
         return target
     ensure_dataset(dataset, root, log=log)
     work.mkdir(parents=True, exist_ok=True)
     items = demo_items(dataset, work, limit, root)
-    log(f"{dataset}: {len(items.uris):,} images; encoding them with the offline towers (resumable)")
-    encoder = OfflineEncoder()
+    encoder = encoder if encoder is not None else OfflineEncoder()
+    log(f"{dataset}: {len(items.uris):,} images; encoding them with {encoder.identity} (resumable)")
     started = time.perf_counter()
     features_dir = target.with_name(f".{target.name}.features")
     positions, features = encode_resumable(

@@ -122,6 +122,7 @@ def _search_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     d.add_argument("--dataset", choices=("openclipart", "fashion-mnist"), default="openclipart")
     d.add_argument("--limit", type=int, default=None, help="use only this many images (spread over classes)")
     d.add_argument("--epochs", type=int, default=30, help="head training epochs")
+    d.add_argument("--encoder", default="offline", help="offline | open_clip:MODEL[:PRETRAINED] (real CLIP weights)")
     d.add_argument("--no-tui", action="store_true", help="print a text search and one fine-tuning round instead")
     d.add_argument("--query", default=None, help="the text round's query (default: the dataset's)")
     d.add_argument("--model", default=None, help=f"the text round's model (default {DEFAULT_MODEL})")

@@ -165,9 +165,13 @@ def tui(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
+    from clipbranches.cli.build import make_encoder
     from clipbranches.demo import DATASETS, build_demo, demo_round
 
-    path = build_demo(args.dir, args.dataset, limit=args.limit, epochs=args.epochs, progress=not args.quiet)
+    encoder = None if args.encoder == "offline" else make_encoder(args.encoder, None)
+    path = build_demo(
+        args.dir, args.dataset, limit=args.limit, epochs=args.epochs, encoder=encoder, progress=not args.quiet
+    )
     no_tui = args.no_tui or not sys.stdout.isatty()
     if no_tui:
         if not args.no_tui:
