@@ -94,6 +94,8 @@ class SearchScreen(Screen[None]):
             self.post_message(SearchFailed(token, str(err)))
         except ImportError as err:  # an optional dependency of a model (scikit-learn) is missing
             self.post_message(SearchFailed(token, f"missing dependency: {err}"))
+        except Exception as err:  # noqa: BLE001 (an internal error: shown, never a traceback)
+            self.post_message(SearchFailed(token, f"internal error: {type(err).__name__}: {err}"))
         else:
             self.post_message(SearchFinished(token, results))
 
