@@ -25,7 +25,6 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +39,7 @@ from clipbranches.exceptions import (
     InvalidArgumentError,
     UnknownItemError,
 )
-from clipbranches.learn import BranchEnsemble, DecisionBranch
+from clipbranches.learn import BranchEnsemble, DecisionBranch, Ranked
 from clipbranches.models import DEFAULT_MODEL, BoxModel, Model, make_model
 from clipbranches.rules import Rules
 from clipbranches.training import build_training_set
@@ -49,15 +48,21 @@ if TYPE_CHECKING:
     from clipbranches.encoders import Encoder
     from clipbranches.head import Heads
 
-__all__ = ["STAGES", "Results", "SearchEngine"]
+__all__ = ["FIRST_PAGE", "STAGES", "Results", "SearchEngine"]
 
 #: The stages a search reports the time of, in milliseconds.
 STAGES = ("encode", "train", "query", "rank")
+#: Items a round ranks up front (a first page); the rest are ranked when asked for.
+FIRST_PAGE = 100
 
 
-@dataclass(frozen=True)
 class Results:
     """Ranked items of one search or fine-tuning round.
+
+    Ranking is lazy: a round ranks only what is first shown (:data:`FIRST_PAGE` items, the
+    ``rank`` timing), a page ranks down to its end, and the full order is made once, on the
+    first use of ``ids``, ``rows``, ``scores`` (or an export). At 100M items an answer can hold
+    millions of items, and sorting them all cost as much as finding them.
 
     Attributes
     ----------
@@ -74,26 +79,80 @@ class Results:
         What produced these results (kind, query or labels, model, seed...): enough to redo it.
     """
 
-    ids: NDArray[np.int64]
-    rows: NDArray[np.int64]
-    scores: NDArray[np.float64]
-    total: int
-    timings: dict[str, float]
-    params: dict[str, Any]
-    catalog: Catalog = field(repr=False)
-    model: Model | None = field(default=None, repr=False)
-    offset: int = 0
+    def __init__(
+        self,
+        hits: Ranked,
+        *,
+        timings: dict[str, float],
+        params: dict[str, Any],
+        catalog: Catalog,
+        model: Model | None = None,
+        ranked: bool = False,
+        total: int | None = None,
+        offset: int = 0,
+    ) -> None:
+        self._hits = hits
+        self._ranked = ranked
+        self._head: Ranked | None = None  # the ranked best items, once a page asked for them
+        self._lock = threading.Lock()
+        self.total = len(hits) if total is None else total
+        self.timings = timings
+        self.params = params
+        self.catalog = catalog
+        self.model = model
+        self.offset = offset
+
+    def __repr__(self) -> str:
+        return f"Results({len(self)} of {self.total} items, offset {self.offset}, {self.params.get('kind')})"
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self._hits)
+
+    def _full(self) -> Ranked:
+        with self._lock:
+            if not self._ranked:
+                self._hits = self._hits.ranked()
+                self._ranked = True
+            return self._hits
+
+    def head(self, k: int) -> Ranked:
+        """The best ``k`` items, ranked (without ranking the rest)."""
+        with self._lock:
+            if self._ranked:
+                return Ranked(self._hits.ids[:k], self._hits.scores[:k], self._hits.box_counts[:k])
+            if self._head is None or len(self._head) < min(k, len(self._hits)):
+                self._head = self._hits.top(k)
+            head = self._head
+        return Ranked(head.ids[:k], head.scores[:k], head.box_counts[:k])
+
+    @property
+    def rows(self) -> NDArray[np.int64]:
+        return self._full().ids
+
+    @property
+    def ids(self) -> NDArray[np.int64]:
+        return self.catalog.item_ids[self.rows]
+
+    @property
+    def scores(self) -> NDArray[np.float64]:
+        return self._full().scores
 
     def page(self, n: int, size: int = 60) -> Results:
         """Page ``n`` (0-based) of ``size`` items; empty past the end."""
         if n < 0 or size < 1:
             raise InvalidArgumentError(f"page needs n >= 0 and size >= 1, got n={n}, size={size}")
+        head = self.head((n + 1) * size)
         sl = slice(n * size, (n + 1) * size)
-        return replace(
-            self, ids=self.ids[sl], rows=self.rows[sl], scores=self.scores[sl], offset=self.offset + n * size
+        part = Ranked(head.ids[sl], head.scores[sl], head.box_counts[sl])
+        return Results(
+            part,
+            timings=self.timings,
+            params=self.params,
+            catalog=self.catalog,
+            model=self.model,
+            ranked=True,
+            total=self.total,
+            offset=self.offset + n * size,
         )
 
     def to_polars(self) -> pl.DataFrame:
@@ -308,18 +367,8 @@ class SearchEngine:
             raise InvalidArgumentError(f"k must be a positive integer, got {k!r}")
         with clock.stage("query"):
             distances, rows = self.catalog.nearest(code, int(k))
-        with clock.stage("rank"):
-            rows = rows[0]
-            result = Results(
-                ids=self.catalog.item_ids[rows],
-                rows=rows,
-                scores=-distances[0].astype(np.float64),
-                total=len(rows),
-                timings=clock.timings,
-                params=params,
-                catalog=self.catalog,
-            )
-        return result
+        hits = Ranked(rows[0], -distances[0].astype(np.float64), np.zeros(len(rows[0]), np.uint16))
+        return Results(hits, timings=clock.timings, params=params, catalog=self.catalog, ranked=True)
 
     def refine(
         self,
@@ -375,10 +424,6 @@ class SearchEngine:
             learner.fit(training)
         with clock.stage("query"):
             accepted = learner.accept(self.catalog)
-        with clock.stage("rank"):
-            ranked = accepted.ranked()
-            rows = ranked.ids
-            ids = self.catalog.item_ids[rows]
         params = {
             "kind": "refine",
             "model": model,
@@ -388,7 +433,10 @@ class SearchEngine:
             "negative_weight": negative_weight,
             "seed": int(seed),
         }
-        return Results(ids, rows, ranked.scores, len(rows), clock.timings, params, self.catalog, learner)
+        results = Results(accepted, timings=clock.timings, params=params, catalog=self.catalog, model=learner)
+        with clock.stage("rank"):
+            results.head(FIRST_PAGE)  # what is shown first; the rest is ranked on demand
+        return results
 
     def redo(self, params: Mapping[str, Any]) -> Results:
         """Run again the search that produced a :attr:`Results.params` (same seed: same answer)."""

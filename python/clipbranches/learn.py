@@ -85,6 +85,20 @@ class Ranked:
         return Ranked(ids[order], self.scores[order], counts[order])
 
 
+    def top(self, k: int) -> Ranked:
+        """The best ``k``, ranked as :meth:`ranked` would, without ranking the rest: only the
+        items scoring at least the k-th best score take part in the sort (all of them when
+        scores tie widely, as a single box's do)."""
+        if k >= len(self.ids):
+            return self.ranked()
+        if k <= 0:
+            return Ranked(self.ids[:0], self.scores[:0], self.box_counts[:0])
+        kth = np.partition(-self.scores, k - 1)[k - 1]
+        candidates = np.flatnonzero(-self.scores <= kth)
+        best = Ranked(self.ids[candidates], self.scores[candidates], self.box_counts[candidates]).ranked()
+        return Ranked(best.ids[:k], best.scores[:k], best.box_counts[:k])
+
+
 _NOTHING = Ranked(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.uint16))
 
 

@@ -121,7 +121,7 @@ class Session:
             {
                 "params": results.params,
                 "total": int(results.total),
-                "top": results.ids[:SUMMARY_ITEMS].tolist(),
+                "top": results.page(0, SUMMARY_ITEMS).ids.tolist(),
                 "timings_ms": {k: round(v, 3) for k, v in results.timings.items()},
             }
         )
