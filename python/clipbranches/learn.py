@@ -84,7 +84,6 @@ class Ranked:
             order = np.lexsort((ids, -counts.astype(np.int64), -self.scores))
         return Ranked(ids[order], self.scores[order], counts[order])
 
-
     def top(self, k: int) -> Ranked:
         """The best ``k``, ranked as :meth:`ranked` would, without ranking the rest: only the
         items scoring at least the k-th best score take part in the sort (all of them when
