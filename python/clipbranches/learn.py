@@ -94,6 +94,11 @@ class Ranked:
             return Ranked(self.ids[:0], self.scores[:0], self.box_counts[:0])
         kth = np.partition(-self.scores, k - 1)[k - 1]
         candidates = np.flatnonzero(-self.scores <= kth)
+        counts = self.box_counts[candidates]
+        if len(candidates) > k and (counts == counts[0]).all() and (self.scores[candidates] == -kth).all():
+            # Every candidate ties (a single box's answer): the k smallest ids, by partition.
+            ids = np.sort(np.partition(self.ids[candidates], k - 1)[:k])
+            return Ranked(ids, np.full(k, -kth), np.full(k, counts[0], np.uint16))
         best = Ranked(self.ids[candidates], self.scores[candidates], self.box_counts[candidates]).ranked()
         return Ranked(best.ids[:k], best.scores[:k], best.box_counts[:k])
 
