@@ -403,12 +403,11 @@ class SearchEngine:
             Unknown model, no positive, an id both positive and negative, a parameter out of
             range. :class:`UnknownItemError` for ids the catalog does not have.
         """
-        learner = make_model(model, 0)  # validates the name before any work
         if seed is None:
             seed = secrets.randbits(32)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise InvalidArgumentError(f"seed must be a non-negative integer, got {seed!r}")
-        learner = make_model(model, int(seed))
+        learner = make_model(model, int(seed))  # validates the name before any work
         clock = _Clock()
         pos = self.rows_of(positives, "positive")
         neg = self.rows_of(negatives, "negative")
