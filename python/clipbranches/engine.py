@@ -90,12 +90,17 @@ class Results:
         ranked: bool = False,
         total: int | None = None,
         offset: int = 0,
+        pinned: Ranked | None = None,
+        labelled: NDArray[np.int64] | None = None,
     ) -> None:
+        # `pinned`: the user's positives, ranked, always first; `hits`: the model's other items.
+        self._pinned = pinned if pinned is not None else _EMPTY
         self._hits = hits
         self._ranked = ranked
         self._head: Ranked | None = None  # the ranked best items, once a page asked for them
         self._lock = threading.Lock()
-        self.total = len(hits) if total is None else total
+        self._labelled = np.sort(self._pinned.ids) if labelled is None else labelled
+        self.total = len(self._pinned) + len(hits) if total is None else total
         self.timings = timings
         self.params = params
         self.catalog = catalog
@@ -106,24 +111,36 @@ class Results:
         return f"Results({len(self)} of {self.total} items, offset {self.offset}, {self.params.get('kind')})"
 
     def __len__(self) -> int:
-        return len(self._hits)
+        return len(self._pinned) + len(self._hits)
 
     def _full(self) -> Ranked:
         with self._lock:
             if not self._ranked:
                 self._hits = self._hits.ranked()
                 self._ranked = True
-            return self._hits
+            return _concat(self._pinned, self._hits)
 
     def head(self, k: int) -> Ranked:
         """The best ``k`` items, ranked (without ranking the rest)."""
+        pinned = self._pinned
+        if k <= len(pinned):
+            return Ranked(pinned.ids[:k], pinned.scores[:k], pinned.box_counts[:k])
+        rest = k - len(pinned)
         with self._lock:
             if self._ranked:
-                return Ranked(self._hits.ids[:k], self._hits.scores[:k], self._hits.box_counts[:k])
-            if self._head is None or len(self._head) < min(k, len(self._hits)):
-                self._head = self._hits.top(k)
-            head = self._head
-        return Ranked(head.ids[:k], head.scores[:k], head.box_counts[:k])
+                best = Ranked(self._hits.ids[:rest], self._hits.scores[:rest], self._hits.box_counts[:rest])
+            else:
+                if self._head is None or len(self._head) < min(rest, len(self._hits)):
+                    self._head = self._hits.top(rest)
+                head = self._head
+                best = Ranked(head.ids[:rest], head.scores[:rest], head.box_counts[:rest])
+        return _concat(pinned, best)
+
+    @property
+    def labelled(self) -> NDArray[np.bool_]:
+        """For each item here (best first): True where the user labelled it positive. A round
+        always returns the user's positives, first, and never the user's negatives."""
+        return np.isin(self.rows, self._labelled)
 
     @property
     def rows(self) -> NDArray[np.int64]:
@@ -153,15 +170,18 @@ class Results:
             ranked=True,
             total=self.total,
             offset=self.offset + n * size,
+            labelled=self._labelled,
         )
 
     def to_polars(self) -> pl.DataFrame:
-        """``rank``, ``score`` and the items' metadata (id, uri, caption, ...), best first."""
-        items = self.catalog.items[self.rows.tolist()] if len(self.rows) else self.catalog.items.clear()
-        ranks = pl.Series("rank", np.arange(self.offset, self.offset + len(self.rows)) + 1, dtype=pl.Int64)
-        return items.with_columns(ranks, pl.Series("score", self.scores, dtype=pl.Float64)).select(
-            ["rank", "score", *items.columns]
-        )
+        """``rank``, ``score``, ``labelled`` (True for the user's positives) and the items'
+        metadata (id, uri, caption, ...), best first."""
+        rows = self.rows
+        items = self.catalog.items[rows.tolist()] if len(rows) else self.catalog.items.clear()
+        ranks = pl.Series("rank", np.arange(self.offset, self.offset + len(rows)) + 1, dtype=pl.Int64)
+        score = pl.Series("score", self.scores, dtype=pl.Float64)
+        labelled = pl.Series("labelled", np.isin(rows, self._labelled), dtype=pl.Boolean)
+        return items.with_columns(ranks, score, labelled).select(["rank", "score", "labelled", *items.columns])
 
     def export(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`to_polars` to ``path`` (``.parquet`` or ``.csv``), atomically."""
@@ -196,6 +216,34 @@ class Results:
         """The thumbnail file of a catalog row, if the catalog has one."""
         path = self.catalog.path / THUMBS_DIR / f"{int(self.catalog.item_ids[row])}.jpg"
         return path if path.is_file() else None
+
+
+_EMPTY = Ranked(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.uint16))
+
+
+def _concat(first: Ranked, second: Ranked) -> Ranked:
+    if not len(first):
+        return second
+    return Ranked(
+        np.concatenate([first.ids, second.ids]),
+        np.concatenate([first.scores, second.scores]),
+        np.concatenate([first.box_counts, second.box_counts]),
+    )
+
+
+def honour_labels(
+    accepted: Ranked, model: Model, codes: NDArray[np.uint8], positives: NDArray[np.int64], negatives: NDArray[np.int64]
+) -> tuple[Ranked, Ranked]:
+    """``(pinned, rest)``: the user's positives ranked by the model's own score of them (then
+    row), and the model's accepted items without any labelled item. Whatever the model, a
+    round returns every labelled positive first and no labelled negative."""
+    labelled = np.union1d(positives, negatives)
+    keep = ~np.isin(accepted.ids, labelled)
+    rest = Ranked(accepted.ids[keep], accepted.scores[keep], accepted.box_counts[keep])
+    rows = np.unique(positives)
+    scores = np.asarray(model.score(codes[rows]), np.float64)
+    order = np.lexsort((rows, -scores))
+    return Ranked(rows[order], scores[order], np.zeros(len(rows), np.uint16)), rest
 
 
 class _Clock:
@@ -423,6 +471,7 @@ class SearchEngine:
             learner.fit(training)
         with clock.stage("query"):
             accepted = learner.accept(self.catalog)
+            pinned, rest = honour_labels(accepted, learner, self.catalog.codes, pos, neg)
         params = {
             "kind": "refine",
             "model": model,
@@ -432,7 +481,9 @@ class SearchEngine:
             "negative_weight": negative_weight,
             "seed": int(seed),
         }
-        results = Results(accepted, timings=clock.timings, params=params, catalog=self.catalog, model=learner)
+        results = Results(
+            rest, timings=clock.timings, params=params, catalog=self.catalog, model=learner, pinned=pinned
+        )
         with clock.stage("rank"):
             results.head(FIRST_PAGE)  # what is shown first; the rest is ranked on demand
         return results

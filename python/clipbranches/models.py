@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from clipbranches.exceptions import InvalidArgumentError
+from clipbranches.hybrid import HybridModel
 from clipbranches.learn import BranchEnsemble, DecisionBranch, Ranked
 from clipbranches.selftrain import SelfTrainedLinear
 
@@ -49,6 +50,11 @@ class Model(Protocol):
 
     def apply(self, catalog: Catalog) -> Ranked: ...
 
+    def score(self, codes: NDArray[np.uint8]) -> NDArray[np.float64]:
+        """The model's score of each row of ``codes`` ``(n, dim)``, on the scale of ``accept``'s
+        scores (after ``accept``: models that calibrate on the catalog do it there)."""
+        ...
+
 
 class BoxModel:
     """A decision-branch model or ensemble, applied through the catalog's index."""
@@ -66,6 +72,9 @@ class BoxModel:
 
     def apply(self, catalog: Catalog) -> Ranked:
         return self.learner.apply(catalog)
+
+    def score(self, codes: NDArray[np.uint8]) -> NDArray[np.float64]:
+        return self.learner.score_samples(codes)
 
 
 class ScanModel:
@@ -91,14 +100,22 @@ class ScanModel:
     def apply(self, catalog: Catalog) -> Ranked:
         return self.accept(catalog).ranked()
 
+    def score(self, codes: NDArray[np.uint8]) -> NDArray[np.float64]:
+        """Predicted probability of the positive class."""
+        if self.estimator is None:
+            raise InvalidArgumentError(f"model {self.name!r} is not fitted yet")
+        if len(codes) == 0:
+            return np.zeros(0)
+        positive = list(self.estimator.classes_).index(True)
+        return np.asarray(self.estimator.predict_proba(self._features(codes))[:, positive], np.float64)
+
     def accept(self, catalog: Catalog) -> Ranked:
         if self.estimator is None:
             raise InvalidArgumentError(f"model {self.name!r} is not fitted yet")
         codes = catalog.codes
-        positive = list(self.estimator.classes_).index(True)
 
         def chunk(start: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-            proba = self.estimator.predict_proba(self._features(codes[start : start + SCAN_CHUNK]))[:, positive]
+            proba = self.score(codes[start : start + SCAN_CHUNK])
             keep = np.flatnonzero(proba > 0.5)
             return keep + start, proba[keep]
 
@@ -129,6 +146,7 @@ MODELS: dict[str, Callable[[int], Model]] = {
     "forest": lambda seed: ScanModel("forest", _forest),
     "logreg": lambda seed: SelfTrainedLinear(seed, pseudo_rows=0, name="logreg"),
     "linear": lambda seed: SelfTrainedLinear(seed),
+    "hybrid": lambda seed: HybridModel(seed),
 }
 #: The most accurate model on the quality report.
 DEFAULT_MODEL = "linear"

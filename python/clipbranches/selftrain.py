@@ -11,18 +11,19 @@ at p=64, where the labels alone suffice. Measured mean F1 (3 seeds) at p=4..64: 
 0.746, 0.745, 0.751 against 0.682, 0.727, 0.726, 0.727, 0.738 for the best oracle baseline
 (`benchmarks/quality.py`).
 
-scikit-learn loads on first fit.
+The fits are native (:mod:`clipbranches.logistic`, numpy): no scikit-learn import.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from clipbranches.exceptions import InvalidArgumentError
 from clipbranches.learn import Ranked
+from clipbranches.logistic import LinearScorer, fit_logistic
 
 if TYPE_CHECKING:
     from clipbranches.catalog import Catalog
@@ -65,37 +66,34 @@ class SelfTrainedLinear:
         self.pseudo_rows = pseudo_rows
         self.c = c
         self.training: TrainingSet | None = None
-        self.first: Any = None
-
-    @staticmethod
-    def _features(codes: NDArray[np.uint8]) -> NDArray[np.float32]:
-        return (codes.astype(np.float32) - 128.0) / 128.0
-
-    def _fit(self, x: NDArray[np.float32], y: NDArray[np.bool_], w: NDArray[np.float64]) -> Any:
-        from sklearn.linear_model import LogisticRegression
-
-        return LogisticRegression(class_weight="balanced", C=self.c, max_iter=1000).fit(x, y, sample_weight=w)
+        self.first: LinearScorer | None = None
+        self.final: LinearScorer | None = None  # the refitted model, once `accept` ran
 
     def fit(self, training: TrainingSet) -> SelfTrainedLinear:
         """The first fit, on the labels alone (the refit happens in :meth:`apply`)."""
         if training.positives == 0 or training.positives == len(training):
             raise InvalidArgumentError("the linear model needs at least one positive and one negative")
         self.training = training
-        self.first = self._fit(self._features(training.codes), training.labels, training.weights)
+        self.first = fit_logistic(training.codes, training.labels, training.weights, c=self.c)
+        self.final = None
         return self
 
     @staticmethod
-    def _accept(model: Any, codes: NDArray[np.uint8]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    def _accept(model: LinearScorer, codes: NDArray[np.uint8]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         """Rows the model accepts (decision > 0), ascending, with their decision values: one
         native SIMD pass over the codes (``_core.linear_accept``)."""
         from clipbranches import _core
 
-        w = model.coef_[0].astype(np.float64)
-        # The model sees (c - 128) / 128, so on raw codes: w/128 . c + (b - sum w).
-        weights = (w / 128.0).astype(np.float32)
-        bias = float(model.intercept_[0] - w.sum())
+        weights, bias = model.on_codes()
         rows, scores = _core.linear_accept(codes, weights, bias, 0.0)
         return rows.astype(np.int64), scores.astype(np.float64)
+
+    def score(self, codes: NDArray[np.uint8]) -> NDArray[np.float64]:
+        """Decision value of the refitted model (of the first fit before ``accept``)."""
+        model = self.final or self.first
+        if model is None:
+            raise InvalidArgumentError("the linear model is not fitted yet")
+        return model.decision(codes)
 
     def apply(self, catalog: Catalog) -> Ranked:
         """:meth:`accept`, ranked by decision value (then id)."""
@@ -108,6 +106,7 @@ class SelfTrainedLinear:
         t = self.training
         codes = catalog.codes
         accepted, first_scores = self._accept(self.first, codes)
+        self.final = self.first
         if not self.pseudo_rows:  # no refit: the first pass is the answer
             return Ranked(accepted, first_scores, np.zeros(len(accepted), np.uint16))
         rng = np.random.default_rng(self.seed)
@@ -121,7 +120,8 @@ class SelfTrainedLinear:
             )
             x = np.concatenate([t.codes, codes[np.sort(pos)], codes[neg]])
             y = np.concatenate([t.labels, np.ones(len(pos), bool), np.zeros(len(neg), bool)])
-            model = self._fit(self._features(x), y, weights)
+            model = fit_logistic(x, y, weights, c=self.c)
+        self.final = model
         ids, scores = self._accept(model, codes)
         return Ranked(ids, scores, np.zeros(len(ids), np.uint16))
 

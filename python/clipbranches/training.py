@@ -36,12 +36,16 @@ class TrainingSet:
     codes : uint8 (m, dim)
     labels : bool (m,)
     weights : float64 (m,)
+    labelled : bool (m,)
+        True for the user's labels (positives and negatives), False for the random negatives
+        (a uniform sample of the catalog: some of them belong to the class).
     """
 
     ids: NDArray[np.int64]
     codes: NDArray[np.uint8]
     labels: NDArray[np.bool_]
     weights: NDArray[np.float64]
+    labelled: NDArray[np.bool_]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -113,7 +117,11 @@ def build_training_set(
     labels[: len(pos)] = True
     weights = np.ones(len(ids))
     weights[len(pos) : len(pos) + len(neg)] = float(negative_weight)
-    return TrainingSet(ids=ids, codes=np.ascontiguousarray(codes[ids]), labels=labels, weights=weights)
+    labelled = np.zeros(len(ids), dtype=bool)
+    labelled[: len(pos) + len(neg)] = True
+    return TrainingSet(
+        ids=ids, codes=np.ascontiguousarray(codes[ids]), labels=labels, weights=weights, labelled=labelled
+    )
 
 
 def _ids(kind: str, values: Iterable[int], n: int) -> NDArray[np.int64]:

@@ -65,7 +65,7 @@ def test_search_by_item_returns_the_item_first_then_its_neighbours(engine: Searc
     np.testing.assert_array_equal(results.ids, item_id(results.rows))
     assert (labels[results.rows] == labels[5]).mean() > 0.75
     table = results.to_polars()
-    assert table.columns[:3] == ["rank", "score", "id"]
+    assert table.columns[:4] == ["rank", "score", "labelled", "id"]
     assert table["rank"].to_list() == list(range(1, 31))
     assert table["label"].to_list() == labels[results.rows].tolist()
     assert set(results.timings) == set(STAGES)
@@ -78,7 +78,9 @@ def test_refine_with_every_model_finds_the_cluster(
     cluster, pos, neg = labelled
     results = engine.refine(pos, neg, model=model, seed=1)
     assert results.total == len(results.ids) > 0
-    assert (np.diff(results.scores) <= 0).all(), "ranked best first"
+    labelled_first = results.labelled
+    assert labelled_first[: len(pos)].all() and not labelled_first[len(pos) :].any(), "the positives come first"
+    assert (np.diff(results.scores[len(pos) :]) <= 0).all(), "then the rest, ranked best first"
     top = results.rows[:100]
     assert (labels[top] == cluster).mean() >= 0.5, f"{model}: the top is mostly the labelled cluster"
     assert results.params["model"] == model
