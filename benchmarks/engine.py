@@ -32,8 +32,8 @@ from clipbranches import synthetic
 from clipbranches.engine import STAGES, SearchEngine
 from harness import machine_line
 
-MODELS = ("branch", "ensemble", "linear", "logreg", "forest")
-TARGETS_MS = {"branch": 30, "ensemble": 250, "linear": 250}
+MODELS = ("branch", "ensemble", "hybrid", "linear", "logreg", "forest")
+TARGETS_MS = {"branch": 30, "ensemble": 250, "hybrid": 250}
 
 
 def labels_for(labels: np.ndarray, run: int) -> tuple[np.ndarray, np.ndarray]:

@@ -58,10 +58,14 @@ VARIANTS: dict[str, Callable[[int], Model]] = {
         "ensemble", BranchEnsemble(seed=seed, min_pts=None, keep_positives=False)
     ),
     "linear_pseudo_64": lambda seed: SelfTrainedLinear(seed, pseudo_weight=64.0),
+    "hybrid_alpha_0": lambda seed: HybridModel(seed, alpha=0.0),
     "hybrid_alpha_0.5": lambda seed: HybridModel(seed, alpha=0.5),
     "hybrid_alpha_2": lambda seed: HybridModel(seed, alpha=2.0),
-    "hybrid_q10": lambda seed: HybridModel(seed, cut="quantile:0.1"),
-    "hybrid_q25": lambda seed: HybridModel(seed, cut="quantile:0.25"),
+    "hybrid_shrink_2": lambda seed: HybridModel(seed, shrink=2.0),
+    "hybrid_shrink_32": lambda seed: HybridModel(seed, shrink=32.0),
+    "hybrid_st_0.5": lambda seed: HybridModel(seed, pseudo_weight=0.5),
+    "hybrid_st_1": lambda seed: HybridModel(seed, pseudo_weight=1.0),
+    "hybrid_st_2": lambda seed: HybridModel(seed, pseudo_weight=2.0),
 }
 BASELINES = ("nn_min", "nn_centroid")
 METRICS = ("F1", "P@60", "AP", "F1@k")

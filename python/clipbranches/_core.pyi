@@ -28,6 +28,7 @@ __all__ = [
     "StaleIndexError",
     "UnknownItemError",
     "BlockIndex",
+    "Hybrid",
     "linear_accept",
     "nearest",
     "scan_boxes",
@@ -158,3 +159,20 @@ def fit_ensemble(
     seed: int,
 ) -> _BoxArrays: ...
 def original_subsets(dim: int, seed: int = 0) -> list[list[int]]: ...
+
+@final
+class Hybrid:
+    def __new__(
+        cls,
+        weights: NDArray[np.float32],
+        bias: float,
+        positives: NDArray[np.uint8],
+        negatives: NDArray[np.uint8],
+        stats: tuple[float, float, float, float],
+        alpha: float,
+        negative_weight: float,
+    ) -> Hybrid: ...
+    def terms(
+        self, codes: NDArray[np.uint8]
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]: ...
+    def accept(self, codes: NDArray[np.uint8], threshold: float) -> tuple[NDArray[np.uint32], NDArray[np.float32]]: ...

@@ -1,34 +1,48 @@
-"""The ``hybrid`` model: a global linear score plus local nearest-positive evidence, cut where
-the estimated F1 peaks (no knowledge of how many items match).
+"""The ``hybrid`` model: a global linear score plus local nearest-positive evidence, cut at an
+estimate of how many catalog items belong to the class (no one tells it the true number).
 
-Score of an item ``x`` (each term z-scored on a uniform sample of the catalog)::
+Score of an item ``x``, each term z-scored on a fixed uniform sample of the catalog::
 
-    s(x) = z(f(x)) - alpha * z(d+(x)) - penalty(x)
+    s(x) = z(f(x)) - alpha * z(d+(x)) - w- * max(0, d+(x) - d-(x)) / sd(d+)
 
 - ``f``: a class-balanced logistic regression on the round's training set
   (:mod:`clipbranches.logistic`), the global direction of the class;
 - ``d+``: Euclidean distance to the nearest labelled positive, which holds classes made of
-  several modes (styles, sub-topics) that one hyperplane cannot;
-- ``penalty``: items nearer to a labelled negative than to any positive lose
-  ``negative_weight * (d+ - d-) / sd(d+)``: a user's "not this" pushes its neighbourhood down,
-  harder with a larger weight.
+  several modes (styles, sub-topics) that one hyperplane cannot (`benchmarks/quality.py`:
+  OpenClipArt's categories);
+- the last term: items nearer to a labelled negative (``d-``) than to every positive lose ground
+  in proportion to the negatives' weight ``w-`` (``negative_weight``): a user's "not this" pushes
+  its neighbourhood down, harder with a larger weight.
 
-The cut (``cut="pu"``): the catalog is a mixture of the class (share ``pi``) and the rest, and
-the labelled positives are a sample of the class. With scores of the positives from models
-that did not see them (k-fold refits of ``f``, distance to the nearest *other* positive), the
-share of a uniform catalog sample above a threshold ``t`` over the positives' share above ``t``
-bounds ``pi`` from above; its minimum estimates ``pi``. Then the expected F1 of cutting at
-``t`` is ``2 pi R(t) / (A(t) + pi)`` (``R``: the positives' share above ``t``, smoothed;
-``A``: the sample's), and the model accepts what scores above its argmax.
+The cut. The catalog holds an unknown share ``pi`` of the class, and the best F1 comes from
+accepting about that share. Two estimates, both from the catalog sample:
+
+- *held-out ranks*: k-fold refits (``FOLDS``) score the positives they did not see, and each
+  held-out positive's rank among the sample (the share of the sample above it) is one draw of
+  where a class member lands; with recall ``R`` reached at share ``q``, precision
+  ``pi R / q <= 1`` bounds ``pi <= q / R``, and the tightest bound over the ranks with
+  ``R >= 1/4`` is the estimate (noisy with few positives: a factor ~4 either way at p=4);
+- *the linear share*: the share of the sample the balanced logistic regression accepts
+  (``f > 0``): steadier, but blind to the class's real size.
+
+They are blended in log space with weight ``p / (p + SHRINK_POSITIVES)`` on the first, so a
+round with few positives leans on the steady estimate and one with many on the held-out one;
+the model accepts the items scoring above the sample's ``1 - pi`` quantile.
+
+Speed: the terms are computed by one native pass over the codes (``_core.hybrid_scores``,
+:mod:`rust/index/src/hybrid.rs`): the linear dot product and the distances to every labelled
+item as exact f32 dot products over blocks of rows.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
+from clipbranches import _core
 from clipbranches.exceptions import InvalidArgumentError
 from clipbranches.learn import Ranked
 from clipbranches.logistic import LinearScorer, fit_logistic
@@ -39,10 +53,56 @@ if TYPE_CHECKING:
 
 __all__ = ["HybridModel"]
 
-#: Catalog rows sampled to z-score the terms and to estimate the shares (a fixed sample).
+#: Catalog rows sampled to z-score the terms and to estimate the class's share.
 SAMPLE_ROWS = 4096
 #: Folds of the refits that score the positives out of sample.
 FOLDS = 5
+#: Held-out ranks used by the share bound: those reaching at least this recall.
+MIN_RECALL = 0.25
+#: Positives at which the two share estimates weigh the same (chosen on OpenClipArt: F1 at
+#: p=4/8/16/32/64 of 0.354/0.363/0.502/0.532/0.632 with 2, 0.376/0.397/0.502/0.529/0.627 with 8,
+#: 0.379/0.412/0.482/0.506/0.607 with 32; `benchmarks/quality.py --variants`).
+SHRINK_POSITIVES = 8.0
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """One fitted scorer: the linear model, the labelled codes and the z-score statistics."""
+
+    linear: LinearScorer
+    positives: NDArray[np.uint8]
+    negatives: NDArray[np.uint8]
+    negative_weight: float
+    alpha: float
+    stats: tuple[float, float, float, float] = (0.0, 1.0, 0.0, 1.0)
+
+    def native(self) -> _core.Hybrid:
+        """The native scan of this scorer."""
+        weights, bias = self.linear.on_codes()
+        negatives = self.negatives if len(self.negatives) else np.zeros((0, self.positives.shape[1]), np.uint8)
+        return _core.Hybrid(
+            weights, bias, self.positives, negatives, self.stats, self.alpha, self.negative_weight
+        )
+
+    def raw(self, codes: NDArray[np.uint8]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """Linear decision, distance to the nearest positive, to the nearest negative (inf
+        without negatives), of each row of ``codes``."""
+        f, dp, dn = self.native().terms(np.ascontiguousarray(codes))
+        return f.astype(np.float64), dp.astype(np.float64), dn.astype(np.float64)
+
+    def calibrated(self, sample: NDArray[np.uint8]) -> _Terms:
+        f, dp, _ = self.raw(sample)
+        stats = (float(f.mean()), max(float(f.std()), 1e-6), float(dp.mean()), max(float(dp.std()), 1e-6))
+        return _Terms(self.linear, self.positives, self.negatives, self.negative_weight, self.alpha, stats)
+
+    def combine(self, f: NDArray[np.float64], dp: NDArray[np.float64], dn: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The score from raw terms (the native scan computes the same in float32)."""
+        mf, sf, md, sd = self.stats
+        penalty = np.where(np.isfinite(dn), self.negative_weight * np.maximum(dp - dn, 0.0) / sd, 0.0)
+        return (f - mf) / sf - self.alpha * (dp - md) / sd - penalty
+
+    def score(self, codes: NDArray[np.uint8]) -> NDArray[np.float64]:
+        return self.combine(*self.raw(codes))
 
 
 class HybridModel:
@@ -51,163 +111,142 @@ class HybridModel:
     Parameters
     ----------
     seed
-        Seed of the calibration sample.
+        Unused (the model is deterministic); kept for the registry's signature.
     alpha
-        Weight of the local term against the linear one (z units).
-    cut
-        ``"pu"`` (estimated-F1 cut, the default), ``"linear"`` (accept where ``f > 0``),
-        ``"quantile:Q"`` (above the ``Q`` quantile of the positives' out-of-sample scores).
+        Weight of the distance term against the linear one (z units).
+    shrink
+        :data:`SHRINK_POSITIVES`.
     """
 
-    def __init__(self, seed: int = 0, *, alpha: float = 1.0, cut: str = "pu", name: str = "hybrid") -> None:
-        if not alpha >= 0:
-            raise InvalidArgumentError(f"alpha must be >= 0, got {alpha!r}")
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        alpha: float = 1.0,
+        shrink: float = SHRINK_POSITIVES,
+        pseudo_weight: float = 0.0,
+        name: str = "hybrid",
+    ) -> None:
+        if not alpha >= 0 or not shrink >= 0 or not pseudo_weight >= 0:
+            raise InvalidArgumentError(f"alpha, shrink and pseudo_weight must be >= 0, got {alpha!r}, {shrink!r}")
+        self.pseudo_weight = pseudo_weight
         self.name = name
         self.seed = seed
         self.alpha = alpha
-        self.cut = cut
+        self.shrink = shrink
         self.training: TrainingSet | None = None
-        self.linear: LinearScorer | None = None
-        self._stats: NDArray[np.float64] | None = None  # z-score statistics, set by `accept`
+        self._terms: _Terms | None = None  # calibrated on the catalog by `accept`
+        self.share_: float | None = None  # the estimated share of the class, after `accept`
 
     def fit(self, training: TrainingSet) -> HybridModel:
         if training.positives == 0 or training.positives == len(training):
             raise InvalidArgumentError("the hybrid model needs at least one positive and one negative")
         self.training = training
-        self.linear = fit_logistic(training.codes, training.labels, training.weights)
+        self._terms = None
         return self
 
-    # -- scores --------------------------------------------------------------------------------
-
-    def _parts(
-        self, codes: NDArray[np.uint8], linear: LinearScorer, exclude_self: bool = False
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-        """Linear decision, distance to the nearest positive and to the nearest labelled
-        negative (inf without one) of each row of ``codes``."""
-        t = self._training()
-        positives = t.codes[t.labels].astype(np.float64)
-        negatives = t.codes[~t.labels & t.labelled].astype(np.float64)
-        x = codes.astype(np.float64)
-        f = linear.decision(codes)
-        dp = _min_distance(x, positives, exclude_self)
-        dn = _min_distance(x, negatives, False) if len(negatives) else np.full(len(x), np.inf)
-        return f, dp, dn
-
-    def _training(self) -> TrainingSet:
-        if self.training is None or self.linear is None:
+    def _fitted(self, keep: NDArray[np.bool_] | None = None) -> _Terms:
+        """The scorer fitted on the training rows in ``keep`` (all by default)."""
+        t = self.training
+        if t is None:
             raise InvalidArgumentError("the hybrid model is not fitted yet")
-        return self.training
+        keep = np.ones(len(t), bool) if keep is None else keep
+        codes, labels, weights = t.codes[keep], t.labels[keep], t.weights[keep]
+        user_negative = ~labels & t.labelled[keep]
+        return _Terms(
+            linear=fit_logistic(codes, labels, weights),
+            positives=codes[labels],
+            negatives=codes[user_negative],
+            negative_weight=float(weights[user_negative].max()) if user_negative.any() else 0.0,
+            alpha=self.alpha,
+        )
 
-    def _combine(
-        self, f: NDArray[np.float64], dp: NDArray[np.float64], dn: NDArray[np.float64], stats: NDArray[np.float64]
-    ) -> NDArray[np.float64]:
-        mf, sf, md, sd = stats
-        t = self._training()
-        weight = float(t.weights[~t.labels & t.labelled].max()) if (~t.labels & t.labelled).any() else 0.0
-        penalty = weight * np.maximum(dp - dn, 0.0) / sd
-        return (f - mf) / sf - self.alpha * (dp - md) / sd - penalty
+    def _held_out_ranks(self, sample: NDArray[np.uint8]) -> NDArray[np.float64]:
+        """For each positive, the share of the sample that a model fitted without it scores
+        above it (k-fold), ascending."""
+        t = self.training
+        assert t is not None
+        rows = np.flatnonzero(t.labels)
+        folds = np.arange(len(rows)) % min(FOLDS, len(rows))
+        ranks = np.empty(len(rows))
+        for k in np.unique(folds):
+            keep = np.ones(len(t), bool)
+            keep[rows[folds == k]] = False
+            terms = self._fitted(keep).calibrated(sample)
+            sample_scores = np.sort(terms.score(sample))
+            held = terms.score(t.codes[rows[folds == k]])
+            ranks[folds == k] = 1.0 - np.searchsorted(sample_scores, held, side="right") / len(sample)
+        return np.sort(ranks)
 
-    def _calibrate(self, catalog: Catalog) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Scores of a uniform catalog sample, and the z-score statistics."""
+    def estimate_share(self, sample: NDArray[np.uint8], terms: _Terms) -> float:
+        """The estimated share of the class in the catalog (module docstring)."""
+        floor = 1.0 / len(sample)
+        linear_share = max(float((terms.linear.decision(sample) > 0).mean()), floor)
+        p = len(terms.positives)
+        if p < 2:
+            return linear_share
+        ranks = self._held_out_ranks(sample)
+        recall = np.arange(1, p + 1) / p
+        usable = recall >= MIN_RECALL
+        held_out_share = max(float((ranks[usable] / recall[usable]).min()), floor)
+        w = p / (p + self.shrink)
+        return float(np.exp(w * np.log(held_out_share) + (1.0 - w) * np.log(linear_share)))
+
+    def _calibrate(self, catalog: Catalog) -> tuple[_Terms, float]:
+        """The calibrated scorer and the score threshold of this catalog."""
         from clipbranches.training import random_pool
 
-        assert self.linear is not None
-        rows = np.sort(random_pool(len(catalog), SAMPLE_ROWS))
-        f, dp, dn = self._parts(np.asarray(catalog.codes[rows]), self.linear)
-        stats = np.array([f.mean(), max(f.std(), 1e-9), dp.mean(), max(dp.std(), 1e-9)])
-        return self._combine(f, dp, dn, stats), stats
+        sample = np.asarray(catalog.codes[np.sort(random_pool(len(catalog), SAMPLE_ROWS))])
+        terms = self._fitted().calibrated(sample)
+        share = self.estimate_share(sample, terms)
+        self.share_ = share
+        scores = terms.score(sample)
+        threshold = float(np.quantile(scores, 1.0 - share))
+        if self.pseudo_weight > 0:
+            terms = self._self_trained(terms, sample, scores > threshold).calibrated(sample)
+            threshold = float(np.quantile(terms.score(sample), 1.0 - share))
+        return terms, threshold
 
-    def _positive_scores(self, stats: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Out-of-sample scores of the labelled positives: k-fold refits for the linear term,
-        the nearest other positive for the distance."""
-        t = self._training()
-        assert self.linear is not None
-        pos_rows = np.flatnonzero(t.labels)
-        p = len(pos_rows)
-        f = np.empty(p)
-        if p < 2:
-            f[:] = self.linear.decision(t.codes[pos_rows])
-        else:
-            folds = np.arange(p) % min(FOLDS, p)
-            for k in np.unique(folds):
-                held = pos_rows[folds == k]
-                keep = np.ones(len(t), bool)
-                keep[held] = False
-                model = fit_logistic(t.codes[keep], t.labels[keep], t.weights[keep])
-                f[folds == k] = model.decision(t.codes[held])
-        _, dp, dn = self._parts(t.codes[pos_rows], self.linear, exclude_self=True)
-        if p < 2:
-            dp[:] = 0.0
-        return self._combine(f, dp, dn, stats)
-
-    def scores(self, catalog: Catalog) -> NDArray[np.float64]:
-        """The score of every catalog row (ranking beyond the cut, for evaluation)."""
-        assert self.linear is not None
-        _, stats = self._calibrate(catalog)
-        return self._combine(*self._parts(np.asarray(catalog.codes), self.linear), stats)
-
-    def threshold(self, catalog: Catalog) -> float:
-        """The score above which the model accepts."""
-        sample, stats = self._calibrate(catalog)
-        positives = self._positive_scores(stats)
-        return choose_threshold(self.cut, sample, positives, stats)
+    def _self_trained(self, terms: _Terms, sample: NDArray[np.uint8], accepted: NDArray[np.bool_]) -> _Terms:
+        """The linear term refitted with the sample's accepted rows as light pseudo-positives
+        and its rejected rows as pseudo-negatives."""
+        t = self.training
+        assert t is not None
+        if not accepted.any() or accepted.all():
+            return terms
+        p = t.positives
+        x = np.concatenate([t.codes, sample[accepted], sample[~accepted]])
+        y = np.concatenate([t.labels, np.ones(accepted.sum(), bool), np.zeros((~accepted).sum(), bool)])
+        w = np.concatenate(
+            [
+                t.weights,
+                np.full(accepted.sum(), self.pseudo_weight * p / accepted.sum()),
+                np.full((~accepted).sum(), 500.0 / (~accepted).sum()),
+            ]
+        )
+        linear = fit_logistic(x, y, w)
+        return _Terms(linear, terms.positives, terms.negatives, terms.negative_weight, terms.alpha)
 
     # -- the model interface ---------------------------------------------------------------
 
+    def scores(self, catalog: Catalog) -> NDArray[np.float64]:
+        """The score of every catalog row (the ranking beyond the cut, for evaluation)."""
+        terms, _ = self._calibrate(catalog)
+        return terms.score(np.asarray(catalog.codes))
+
     def accept(self, catalog: Catalog) -> Ranked:
-        assert self.linear is not None
-        sample, stats = self._calibrate(catalog)
-        cut = choose_threshold(self.cut, sample, self._positive_scores(stats), stats)
-        self._stats = stats
-        s = self._combine(*self._parts(np.asarray(catalog.codes), self.linear), stats)
-        rows = np.flatnonzero(s > cut)
-        return Ranked(rows.astype(np.int64), s[rows], np.zeros(len(rows), np.uint16))
+        """Every catalog row scoring above the threshold: one native pass over the codes."""
+        terms, threshold = self._calibrate(catalog)
+        self._terms = terms
+        rows, scores = terms.native().accept(catalog.codes, threshold)
+        return Ranked(rows.astype(np.int64), scores.astype(np.float64), np.zeros(len(rows), np.uint16))
 
     def apply(self, catalog: Catalog) -> Ranked:
         return self.accept(catalog).ranked()
 
     def score(self, codes: NDArray[np.uint8]) -> NDArray[np.float64]:
         """The score of each row of ``codes`` (after :meth:`accept`, which calibrates it)."""
-        if self._stats is None or self.linear is None:
+        if self._terms is None:
             raise InvalidArgumentError("the hybrid model scores rows only after it was applied to a catalog")
-        return self._combine(*self._parts(np.asarray(codes), self.linear), self._stats)
+        return self._terms.score(np.asarray(codes))
 
-
-def choose_threshold(
-    rule: str, sample: NDArray[np.float64], positives: NDArray[np.float64], stats: NDArray[np.float64]
-) -> float:
-    """The cut of a rule (see :class:`HybridModel`)."""
-    if rule == "linear":
-        raise InvalidArgumentError("cut 'linear' is applied on the linear term")
-    if rule.startswith("quantile:"):
-        return float(np.quantile(positives, float(rule.split(":", 1)[1])))
-    if rule == "pu":
-        return pu_threshold(sample, positives)
-    raise InvalidArgumentError(f"unknown cut rule {rule!r}")
-
-
-def pu_threshold(sample: NDArray[np.float64], positives: NDArray[np.float64]) -> float:
-    """The threshold of largest estimated F1 (module docstring)."""
-    from math import erf, sqrt
-
-    p = len(positives)
-    spread = max(float(positives.std()), 0.25 * float(sample.std()), 1e-6)
-    h = 1.06 * spread * p ** (-0.2)  # Silverman's bandwidth
-    grid = np.unique(np.concatenate([sample, positives]))
-    sample_sorted = np.sort(sample)
-    above = 1.0 - np.searchsorted(sample_sorted, grid, side="right") / len(sample)  # A(t): share > t
-    z = (positives[None, :] - grid[:, None]) / (h * sqrt(2.0))
-    recall = 0.5 * (1.0 + np.vectorize(erf)(z)).mean(axis=1)  # R(t), smoothed
-    ratio = np.where(recall > 0.05, above / np.maximum(recall, 1e-12), np.inf)
-    pi = float(np.clip(ratio.min(), 1.0 / len(sample), 1.0))
-    f1 = 2.0 * pi * recall / (above + pi)
-    return float(grid[int(np.argmax(f1))])
-
-
-def _min_distance(x: NDArray[np.float64], refs: NDArray[np.float64], exclude_self: bool) -> NDArray[np.float64]:
-    """Euclidean distance of each row of ``x`` to its nearest row of ``refs`` (skipping the
-    row at the same index when ``exclude_self``: ``x`` is ``refs``)."""
-    d2 = (x * x).sum(1)[:, None] - 2.0 * x @ refs.T + (refs * refs).sum(1)[None, :]
-    if exclude_self:
-        np.fill_diagonal(d2, np.inf)
-    return np.sqrt(np.maximum(d2.min(axis=1), 0.0))

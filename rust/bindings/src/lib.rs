@@ -10,6 +10,7 @@
 
 mod catalog;
 mod errors;
+mod hybrid;
 mod index;
 mod learn;
 mod quantize;
@@ -24,6 +25,8 @@ mod _core {
 
     #[pymodule_export]
     use crate::catalog::PyCatalog;
+    #[pymodule_export]
+    use crate::hybrid::PyHybrid;
     #[pymodule_export]
     use crate::index::{PyBlockIndex, linear_accept, nearest, scan_boxes};
     #[pymodule_export]

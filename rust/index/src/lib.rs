@@ -10,6 +10,8 @@
 //!   so no global sort or scattered counter is needed.
 //! - [`topk::nearest`]: exact top-k by squared L2 over the codes, parallel.
 //! - [`linear::accept`]: the rows a linear model on the codes accepts, with their scores.
+//! - [`hybrid::Hybrid`]: the hybrid model's scan (linear score plus distances to the labelled
+//!   codes), exact, in blocks of rows.
 //!
 //! - [`BlockIndex::estimate`]: a cost model that tells whether the index or the scan answers a
 //!   query faster (the index, except on tiny catalogs).
@@ -22,6 +24,7 @@ mod cost;
 mod error;
 mod format;
 mod hits;
+pub mod hybrid;
 pub mod linear;
 pub mod naive;
 pub mod pool;
