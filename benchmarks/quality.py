@@ -61,11 +61,10 @@ VARIANTS: dict[str, Callable[[int], Model]] = {
     "hybrid_alpha_0": lambda seed: HybridModel(seed, alpha=0.0),
     "hybrid_alpha_0.5": lambda seed: HybridModel(seed, alpha=0.5),
     "hybrid_alpha_2": lambda seed: HybridModel(seed, alpha=2.0),
-    "hybrid_shrink_2": lambda seed: HybridModel(seed, shrink=2.0),
-    "hybrid_shrink_32": lambda seed: HybridModel(seed, shrink=32.0),
-    "hybrid_st_0.5": lambda seed: HybridModel(seed, pseudo_weight=0.5),
-    "hybrid_st_1": lambda seed: HybridModel(seed, pseudo_weight=1.0),
-    "hybrid_st_2": lambda seed: HybridModel(seed, pseudo_weight=2.0),
+    "hybrid_shrink_4": lambda seed: HybridModel(seed, shrink=4.0),
+    "hybrid_shrink_16": lambda seed: HybridModel(seed, shrink=16.0),
+    "hybrid_only_held_out_share": lambda seed: HybridModel(seed, shrink=0.0),
+    "hybrid_only_linear_share": lambda seed: HybridModel(seed, shrink=1e9),
 }
 BASELINES = ("nn_min", "nn_centroid")
 METRICS = ("F1", "P@60", "AP", "F1@k")

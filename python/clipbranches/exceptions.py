@@ -1,7 +1,7 @@
 """The exception tree of clipbranches, rooted at :class:`ClipBranchesError`.
 
-The classes are defined once, in the native core, so that Rust and Python code raise the very
-same types; this module is their public home.
+The classes the native core raises are defined there, so that Rust and Python code raise the
+very same types; this module is their public home and defines the Python-only ones.
 
 ::
 
@@ -19,6 +19,7 @@ same types; this module is their public home.
     ├── DatasetNotFoundError        a data set a benchmark or the demo needs is not installed
     ├── EncoderError                an encoder cannot be loaded (weights missing: says what to pass)
     │   └── EncoderMismatchError    the query encoder's space is not the catalog's
+    ├── MissingDependencyError      an optional package a feature needs is not installed
     ├── SessionFormatError          a saved session that cannot be read
     └── InvalidArgumentError        an argument that cannot be right (dtype, parameter)
         ├── InvalidQueryError       a box query that cannot be right (lo > hi, bad dims, no boxes)
@@ -46,6 +47,12 @@ from clipbranches._core import (
     UnknownItemError,
 )
 
+
+
+class MissingDependencyError(ClipBranchesError):
+    """An optional package a feature needs is not installed; the message has the install line."""
+
+
 __all__ = [
     "CatalogError",
     "CatalogExistsError",
@@ -62,6 +69,7 @@ __all__ = [
     "IndexNotFoundError",
     "InvalidArgumentError",
     "InvalidQueryError",
+    "MissingDependencyError",
     "SessionFormatError",
     "StaleIndexError",
     "UnknownItemError",

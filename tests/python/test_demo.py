@@ -48,7 +48,7 @@ def test_demo_command_without_a_ui(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(args) == 0
     out = capsys.readouterr().out
     assert 'search "a photo of a sneaker"' in out
-    assert "fine-tuned (linear)" in out
+    assert "fine-tuned (hybrid)" in out
 
 
 def test_a_missing_dataset_says_how_to_install_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

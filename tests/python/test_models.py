@@ -187,3 +187,36 @@ def test_top_k_is_the_head_of_the_full_ranking(n: int, k: int, data: st.DataObje
     np.testing.assert_array_equal(head.ids, full.ids[:k])
     np.testing.assert_array_equal(head.scores, full.scores[:k])
     np.testing.assert_array_equal(head.box_counts, full.box_counts[:k])
+
+
+_NO_SKLEARN = """
+import sys, json
+import numpy as np
+sys.modules["sklearn"] = None  # as if scikit-learn were not installed
+from clipbranches import MissingDependencyError, build_training_set, synthetic
+from clipbranches.models import DEFAULT_MODEL, make_model
+cat = synthetic.make_catalog(sys.argv[1], 3000, k=10)
+training = build_training_set(cat.codes, np.arange(5))
+for name in (DEFAULT_MODEL, "linear", "logreg", "branch", "ensemble"):
+    make_model(name).fit(training).apply(cat)
+out = {}
+for name in ("tree", "forest"):
+    try:
+        make_model(name).fit(training)
+    except MissingDependencyError as e:
+        out[name] = str(e)
+print(json.dumps(out))
+"""
+
+
+def test_default_model_needs_no_scikit_learn_and_scan_models_say_how_to_get_it(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", _NO_SKLEARN, str(tmp_path / "cat")], check=True, capture_output=True, text=True
+    )
+    messages = json.loads(run.stdout)
+    assert set(messages) == {"tree", "forest"}
+    assert all("pip install 'clipbranches[models]'" in m for m in messages.values())

@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 
 use crate::detached;
 use crate::errors::ToPyErr;
+use crate::index::PyBlockIndex;
 
 /// `(linear, positive, negative)` terms of every row.
 type TermArrays<'py> = (Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<f32>>);
@@ -84,6 +85,18 @@ impl PyHybrid {
         self.check(&codes)?;
         let bytes = rows(&codes, "codes")?;
         let (rows, scores) = detached(py, || self.inner.accept(bytes, threshold))?;
+        Ok((rows.into_pyarray(py), scores.into_pyarray(py)))
+    }
+
+    /// Like `accept`, through the catalog's block index (rows in index order).
+    fn accept_indexed<'py>(
+        &self,
+        py: Python<'py>,
+        index: PyRef<'py, PyBlockIndex>,
+        threshold: f32,
+    ) -> PyResult<Accepted<'py>> {
+        let index = index.inner.clone();
+        let (rows, scores) = detached(py, || self.inner.accept_indexed(&index, threshold))?;
         Ok((rows.into_pyarray(py), scores.into_pyarray(py)))
     }
 }

@@ -61,7 +61,7 @@ fn hit_arrays(py: Python<'_>, hits: Hits) -> HitArrays<'_> {
 /// A block index over a catalog's codes (the state behind `clipbranches.Index`).
 #[pyclass(name = "BlockIndex", module = "clipbranches._core", frozen)]
 pub struct PyBlockIndex {
-    inner: Arc<BlockIndex>,
+    pub(crate) inner: Arc<BlockIndex>,
 }
 
 #[pymethods]

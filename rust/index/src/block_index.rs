@@ -137,6 +137,14 @@ impl BlockIndex {
         self.bounds()[block * 2 * dim..(block + 1) * 2 * dim].split_at(dim)
     }
 
+    /// The columns of `block` (`dim` columns of `block_items` bytes; past the last item of a
+    /// short final block they hold padding) and the catalog rows of its items.
+    pub(crate) fn block_data(&self, block: usize) -> (&[u8], &[u32]) {
+        let (dim, b) = (self.dim(), self.block_items());
+        let valid = b.min(self.count() - block * b);
+        (&self.columns()[block * dim * b..(block + 1) * dim * b], &self.ids()[block * b..block * b + valid])
+    }
+
     fn ids(&self) -> &[u32] {
         let at = IDS_AT;
         as_u32s(&self.storage.bytes()[at..at + self.layout.count * 4])

@@ -19,6 +19,7 @@
 
 use rayon::prelude::*;
 
+use crate::block_index::BlockIndex;
 use crate::error::{IndexError, IndexResult};
 use crate::linear::{dots_into, fixed_point, rounding_bound};
 use crate::pool;
@@ -27,6 +28,8 @@ use crate::topk::distances_into;
 
 /// Rows per block (the lanes of the inner loop: four AVX-512 or eight AVX2 registers).
 pub const BLOCK: usize = 64;
+/// Index blocks per parallel task.
+const BLOCKS_PER_TASK: usize = 4;
 const ROWS_PER_TASK: usize = 1 << 14;
 
 /// A fitted hybrid model over codes of `dim` bytes.
@@ -230,6 +233,112 @@ impl Hybrid {
         Ok((rows, scores))
     }
 
+    /// [`Hybrid::accept`] through a block index of the same codes: rows come back in index
+    /// order. The index's columns need no transposing, and each block's per-dim bounds give a
+    /// bound on its best score (the linear score's maximum over the block's box, the
+    /// distance from the box to the nearest positive), so blocks that cannot pass are never read.
+    ///
+    /// # Errors
+    /// [`IndexError::Dimension`] for an index of another width; a NaN threshold.
+    pub fn accept_indexed(&self, index: &BlockIndex, threshold: f32) -> IndexResult<(Vec<u32>, Vec<f32>)> {
+        if index.dim() != self.dim {
+            return Err(IndexError::Dimension(format!("the index has {} dims, the model {}", index.dim(), self.dim)));
+        }
+        if threshold.is_nan() {
+            return Err(IndexError::InvalidArgument("the threshold is NaN".into()));
+        }
+        let tasks = index.blocks().div_ceil(BLOCKS_PER_TASK);
+        let parts: Vec<(Vec<u32>, Vec<f32>)> = pool::install(|| {
+            (0..tasks)
+                .into_par_iter()
+                .map(|task| {
+                    let mut out = (Vec::new(), Vec::new());
+                    let mut scratch = Scratch::new(self.dim);
+                    for block in task * BLOCKS_PER_TASK..((task + 1) * BLOCKS_PER_TASK).min(index.blocks()) {
+                        let (lo, hi) = index.block_bounds(block);
+                        if self.box_bound(lo, hi) <= threshold {
+                            continue;
+                        }
+                        let (columns, rows) = index.block_data(block);
+                        self.accept_columns(columns, index.block_items(), rows, threshold, &mut scratch, &mut out);
+                    }
+                    out
+                })
+                .collect()
+        });
+        let total = parts.iter().map(|p| p.0.len()).sum();
+        let (mut rows, mut scores) = (Vec::with_capacity(total), Vec::with_capacity(total));
+        for (r, s) in parts {
+            rows.extend_from_slice(&r);
+            scores.extend_from_slice(&s);
+        }
+        Ok((rows, scores))
+    }
+
+    /// The best score any code inside the box `lo..=hi` can reach.
+    fn box_bound(&self, lo: &[u8], hi: &[u8]) -> f32 {
+        let [mf, sf, md, sd] = self.stats;
+        let linear: f32 = self.bias
+            + self
+                .weights
+                .iter()
+                .zip(lo.iter().zip(hi))
+                .map(|(&w, (&l, &h))| (w * f32::from(l)).max(w * f32::from(h)))
+                .sum::<f32>();
+        let nearest = self.refs[..self.positives * self.dim]
+            .chunks_exact(self.dim)
+            .map(|p| {
+                p.iter()
+                    .zip(lo.iter().zip(hi))
+                    .map(|(&v, (&l, &h))| {
+                        let gap = (f32::from(l) - v).max(v - f32::from(h)).max(0.0);
+                        gap * gap
+                    })
+                    .sum::<f32>()
+            })
+            .fold(f32::INFINITY, f32::min)
+            .sqrt();
+        // Float sums of up to `dim` terms: a relative slack keeps the bound a bound.
+        let linear = linear + 1e-4 * (1.0 + linear.abs()) + self.slack;
+        let nearest = (nearest * (1.0 - 1e-4) - 1e-3).max(0.0);
+        (linear - mf) / sf - self.alpha * (nearest - md) / sd
+    }
+
+    /// Scores one index block (`columns`: `dim` columns of `stride` bytes) in sub-blocks of
+    /// [`BLOCK`] rows, keeping the rows (catalog rows from `rows`) above `threshold`.
+    fn accept_columns(
+        &self,
+        columns: &[u8],
+        stride: usize,
+        rows: &[u32],
+        threshold: f32,
+        scratch: &mut Scratch,
+        out: &mut (Vec<u32>, Vec<f32>),
+    ) {
+        for start in (0..rows.len()).step_by(BLOCK) {
+            let n = BLOCK.min(rows.len() - start);
+            for (d, column) in scratch.columns.iter_mut().enumerate() {
+                widen_into(&columns[d * stride + start..d * stride + start + BLOCK.min(stride - start)], column);
+            }
+            linear_into(&scratch.columns, &self.weights, self.bias, &mut scratch.linear);
+            self.positive_distances(scratch);
+            let may_pass = (0..n)
+                .any(|row| self.combine(scratch.linear[row], scratch.positive[row].sqrt(), f32::INFINITY) > threshold);
+            if !may_pass {
+                continue;
+            }
+            self.negative_distances(scratch);
+            for row in 0..n {
+                let score =
+                    self.combine(scratch.linear[row], scratch.positive[row].sqrt(), scratch.negative[row].sqrt());
+                if score > threshold {
+                    out.0.push(rows[start + row]);
+                    out.1.push(score);
+                }
+            }
+        }
+    }
+
     fn accept_in_chunk(&self, chunk: &[u8], threshold: f32, first_row: usize) -> (Vec<u32>, Vec<f32>) {
         let (mut rows, mut kept) = (Vec::new(), Vec::new());
         let mut scratch = Scratch::new(self.dim);
@@ -307,19 +416,44 @@ multiversion! {
     fn transpose_into(rows: &[u8], columns: &mut [[f32; BLOCK]]) -> () => transpose_body
 }
 
-/// The block's rows as f32 columns (rows past the end of a short block read as zero): loads
-/// strided by a row, stores contiguous, which is the cheaper way round.
+/// The block's rows as f32 columns (rows past the end of a short block read as zero). Each
+/// row is widened 16 bytes at a time into a fixed-size buffer (vectorised), then stored
+/// across the columns.
 #[inline(always)]
 fn transpose_body(rows: &[u8], columns: &mut [[f32; BLOCK]]) {
     let dim = columns.len();
     let n = (rows.len() / dim.max(1)).min(BLOCK);
-    for (d, column) in columns.iter_mut().enumerate() {
-        for r in 0..n {
-            column[r] = f32::from(rows[r * dim + d]);
+    for (r, code) in rows.chunks_exact(dim).take(n).enumerate() {
+        for (part, bytes) in columns.chunks_mut(16).zip(code.chunks(16)) {
+            let mut wide = [0f32; 16];
+            for (w, &b) in wide.iter_mut().zip(bytes) {
+                *w = f32::from(b);
+            }
+            for (column, &w) in part.iter_mut().zip(&wide) {
+                column[r] = w;
+            }
         }
+    }
+    for column in columns.iter_mut() {
         for value in &mut column[n..] {
             *value = 0.0;
         }
+    }
+}
+
+multiversion! {
+    fn widen_into(bytes: &[u8], column: &mut [f32; BLOCK]) -> () => widen_body
+}
+
+/// A contiguous run of bytes as f32 (zero past its end).
+#[inline(always)]
+fn widen_body(bytes: &[u8], column: &mut [f32; BLOCK]) {
+    let n = bytes.len().min(BLOCK);
+    for r in 0..n {
+        column[r] = f32::from(bytes[r]);
+    }
+    for value in &mut column[n..] {
+        *value = 0.0;
     }
 }
 
@@ -379,6 +513,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::BuildOptions;
 
     fn naive_d(x: &[u8], refs: &[u8], dim: usize) -> f64 {
         refs.chunks_exact(dim)
@@ -441,6 +576,16 @@ mod tests {
                 .map(|r| r as u32)
                 .collect();
             prop_assert_eq!(&accepted, &expected);
+            if rows > 0 {
+                // Through a block index (small blocks, so several, the last one short): the
+                // same rows and scores, in index order.
+                let index = BlockIndex::build(&codes, dim, &"0".repeat(64), BuildOptions { block_items: 128 }).unwrap();
+                let (indexed, indexed_scores) = model.accept_indexed(&index, threshold).unwrap();
+                let mut pairs: Vec<(u32, u32)> = indexed.iter().zip(&indexed_scores).map(|(&r, s)| (r, s.to_bits())).collect();
+                pairs.sort_unstable();
+                let expected_pairs: Vec<(u32, u32)> = accepted.iter().zip(&scores).map(|(&r, s)| (r, s.to_bits())).collect();
+                prop_assert_eq!(pairs, expected_pairs);
+            }
             for (&r, &s) in accepted.iter().zip(&scores) {
                 let r = r as usize;
                 prop_assert_eq!(s.to_bits(), model.combine(terms.linear[r], terms.positive[r], terms.negative[r]).to_bits());
