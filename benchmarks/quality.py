@@ -182,9 +182,7 @@ def report(split: Split, scores: Scores, models: list[str], ps: list[int], secon
     print("| model | beats max(nn_min, nn_centroid) from |")
     print("|---|---|")
     for name in models:
-        wins = [
-            np.mean(scores["F1"][name][p]) > max(np.mean(scores["F1"][b][p]) for b in BASELINES) for p in ps
-        ]
+        wins = [np.mean(scores["F1"][name][p]) > max(np.mean(scores["F1"][b][p]) for b in BASELINES) for p in ps]
         first = next((ps[i] for i in range(len(ps)) if all(wins[i:])), None)
         print(f"| {name} | {'never' if first is None else f'p={first}'} |")
 

@@ -65,7 +65,9 @@ def fmnist() -> None:
     images, labels = load_fashion_mnist()
     rng = np.random.default_rng(0)
     per_class = FMNIST_SUBSET // 10
-    ids = np.sort(np.concatenate([rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in range(10)]))
+    ids = np.sort(
+        np.concatenate([rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in range(10)])
+    )
     start = time.perf_counter()
     features = lite0_features(images[ids], batch_size=100)
     rate = f"{len(ids) / (time.perf_counter() - start):.1f} images/s on {_device()}"

@@ -48,7 +48,6 @@ from clipbranches._core import (
 )
 
 
-
 class MissingDependencyError(ClipBranchesError):
     """An optional package a feature needs is not installed; the message has the install line."""
 

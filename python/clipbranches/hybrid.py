@@ -86,9 +86,7 @@ class _Terms:
         """The native scan of this scorer."""
         weights, bias = self.linear.on_codes()
         negatives = self.negatives if len(self.negatives) else np.zeros((0, self.positives.shape[1]), np.uint8)
-        return _core.Hybrid(
-            weights, bias, self.positives, negatives, self.stats, self.alpha, self.negative_weight
-        )
+        return _core.Hybrid(weights, bias, self.positives, negatives, self.stats, self.alpha, self.negative_weight)
 
     def raw(self, codes: NDArray[np.uint8]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
         """Linear decision, distance to the nearest positive, to the nearest negative (inf
@@ -260,4 +258,3 @@ class HybridModel:
         if self._terms is None:
             raise InvalidArgumentError("the hybrid model scores rows only after it was applied to a catalog")
         return self._terms.score(np.asarray(codes))
-

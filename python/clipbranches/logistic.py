@@ -4,9 +4,10 @@ in numpy (no scikit-learn: the first fine-tuning round of a process costs no imp
 The objective is scikit-learn's ``LogisticRegression(class_weight="balanced", C=c)``:
 ``0.5 |w|^2 + c * sum_i s_i log(1 + exp(-y_i (w . x_i + b)))`` with the intercept not
 penalised, where ``s_i`` is the sample weight times the class weight
-``W / (2 * W_class)`` (``W``: the total sample weight, ``W_class``: that of the row's class). With 33 parameters a Newton step is one 33x33 solve, and 6-12 steps
-reach the optimum to float precision, in about a millisecond for a round's ~500 rows
-(`tests/python/test_logistic.py` compares it with scikit-learn).
+``W / (2 * W_class)`` (``W``: the total sample weight, ``W_class``: that of the row's class).
+With 33 parameters a Newton step is one 33x33 solve, and 6-12 steps reach the optimum to float
+precision, in about a millisecond for a round's ~500 rows (`tests/python/test_logistic.py`
+compares it with scikit-learn).
 
 Features are the codes centred and scaled as ``(code - 128) / 128`` (about [-1, 1]).
 """

@@ -41,7 +41,8 @@ def test_every_model_honours_the_labels(
     positives, negatives = ids[:n_pos], ids[n_pos:]
     results = engine.refine(positives, negatives, model=model, negative_weight=weight, seed=seed)
     assert set(results.ids[:n_pos].tolist()) == set(positives.tolist()), "every positive, first"
-    assert results.labelled[:n_pos].all() and not results.labelled[n_pos:].any()
+    assert results.labelled[:n_pos].all()
+    assert not results.labelled[n_pos:].any()
     assert not np.isin(results.ids, negatives).any(), "no labelled negative"
     assert results.total == len(results.ids)
     page = results.page(0, 7)

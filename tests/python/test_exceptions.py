@@ -5,7 +5,6 @@ from __future__ import annotations
 import clipbranches
 from clipbranches import _core, exceptions
 
-
 #: Errors only Python code raises (defined in exceptions.py, not in the native core).
 PYTHON_ONLY = {"MissingDependencyError"}
 

@@ -43,7 +43,8 @@ def test_decision_on_raw_codes_is_the_same_function() -> None:
 def test_separable_labels_stay_finite() -> None:
     codes = np.array([[0] * 4, [1] * 4, [254] * 4, [255] * 4], np.uint8)
     model = fit_logistic(codes, np.array([False, False, True, True]))
-    assert np.isfinite(model.weights).all() and np.isfinite(model.intercept)
+    assert np.isfinite(model.weights).all()
+    assert np.isfinite(model.intercept)
     assert (model.decision(codes) > 0).tolist() == [False, False, True, True]
 
 
