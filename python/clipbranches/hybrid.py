@@ -65,9 +65,9 @@ MIN_RECALL = 0.25
 #: Total weight of the self-training's pseudo-positives, in labelled positives, times ``1/p``
 #: (the ``linear`` model's value, :mod:`clipbranches.selftrain`).
 PSEUDO_WEIGHT = 32.0
-#: Positives at which the two share estimates weigh the same (chosen on OpenClipArt: F1 at
-#: p=4/8/16/32/64 of 0.354/0.363/0.502/0.532/0.632 with 2, 0.376/0.397/0.502/0.529/0.627 with 8,
-#: 0.379/0.412/0.482/0.506/0.607 with 32; `benchmarks/quality.py --variants`).
+#: Positives at which the two share estimates weigh the same (chosen on OpenClipArt, mean F1 at
+#: p=4/8/16/32/64: 0.337/0.355/0.490/0.528/0.618 with 4, 0.344/0.378/0.487/0.525/0.614 with 8,
+#: 0.346/0.389/0.482/0.520/0.606 with 16; `benchmarks/quality.py --variants`).
 SHRINK_POSITIVES = 8.0
 
 
@@ -120,6 +120,8 @@ class HybridModel:
         Weight of the distance term against the linear one (z units).
     shrink
         :data:`SHRINK_POSITIVES`.
+    self_train
+        Whether the linear share estimate comes from a self-trained refit (else the first fit).
     """
 
     def __init__(
@@ -128,11 +130,13 @@ class HybridModel:
         *,
         alpha: float = 1.0,
         shrink: float = SHRINK_POSITIVES,
+        self_train: bool = True,
         name: str = "hybrid",
     ) -> None:
         if not alpha >= 0 or not shrink >= 0:
             raise InvalidArgumentError(f"alpha and shrink must be >= 0, got {alpha!r} and {shrink!r}")
         self.name = name
+        self.self_train = self_train
         self.seed = seed
         self.alpha = alpha
         self.shrink = shrink
@@ -198,13 +202,12 @@ class HybridModel:
         """The share of the sample a self-trained linear model accepts: the balanced logistic
         regression refitted once with the sample rows it accepts as light pseudo-positives and
         the rest as pseudo-negatives (the ``linear`` model's recipe, on the sample instead of
-        the whole catalog). Its accepted share tracks the class size far better than the first
-        fit's at few positives (`benchmarks/quality.py --variants`: F1 at p=2 on OpenClipArt
-        0.300 against 0.255)."""
+        the whole catalog). Its accepted share tracks the class size better than the first
+        fit's at few positives (`benchmarks/quality.py --variants`, ``hybrid_plain_linear_share``)."""
         t = self.training
         assert t is not None
         accepted = linear.decision(sample) > 0
-        if not accepted.any() or accepted.all():
+        if not self.self_train or not accepted.any() or accepted.all():
             return float(accepted.mean())
         inside, outside = int(accepted.sum()), int((~accepted).sum())
         x = np.concatenate([t.codes, sample[accepted], sample[~accepted]])

@@ -61,10 +61,12 @@ def _report(results: Results, show: int, as_json: bool) -> None:
     stages = ", ".join(f"{k} {v:.1f}" for k, v in results.timings.items())
     print(f"{results.total:,} items ({stages} ms)")
     if table is not None and len(table):
-        columns = [c for c in ("rank", "id", "score", "caption", "uri") if c in table.columns]
+        columns = [c for c in ("rank", "id", "score", "labelled", "caption", "uri") if c in table.columns]
         for row in table.select(columns).iter_rows(named=True):
-            cells = [f"{row['rank']:>5}", f"{row['id']:>9}", f"{row['score']:>10.3f}"]
-            cells += [str(row[c] or "")[:60] for c in columns[3:]]
+            # "+": a positive the user labelled (a round always returns those first).
+            mark = "+" if row.get("labelled") else " "
+            cells = [f"{row['rank']:>5}", f"{mark}{row['id']:>9}", f"{row['score']:>10.3f}"]
+            cells += [str(row[c] or "")[:60] for c in columns[3:] if c != "labelled"]
             print("  ".join(cells))
 
 
