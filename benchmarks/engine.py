@@ -12,9 +12,9 @@ synthetic catalog (K=1000 clusters) and 10 negatives from others; 500 random neg
 model to the whole catalog and ranking the first 100 items (the rest are ranked on demand,
 e.g. by an export). Each model's median over ``--repeat`` runs (the forest: one run), each run with
 another cluster and seed. Targets on the 2-core machine at 10M, end to end: branch under 30 ms,
-ensemble under 250 ms, the default model (``hybrid``) under 250 ms (and under 2.5 s at 100M). The original, measured on
-this machine on the same kind of data at 10M: single model 82 ms, ensemble 2,649 ms (412 ms of
-it training), RandomForest(25) full scan 3,853 ms.
+ensemble under 250 ms, the default model (``hybrid``) under 250 ms (and under 2.5 s at 100M).
+The original, measured on this machine on the same kind of data at 10M: single model 82 ms,
+ensemble 2,649 ms (412 ms of it training), RandomForest(25) full scan 3,853 ms.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from harness import machine_line
 
 MODELS = ("branch", "ensemble", "hybrid", "linear", "logreg", "forest")
 TARGETS_MS = {"branch": 30, "ensemble": 250, "hybrid": 250}
+#: The default model's target at 100M items.
+TARGET_100M_MS = 2500
 
 
 def labels_for(labels: np.ndarray, run: int) -> tuple[np.ndarray, np.ndarray]:
@@ -83,6 +85,8 @@ def bench_size(n: int, workdir: Path, repeat: int) -> None:
     print("|---" * len(columns) + "|")
     for model, wall, stages, accepted, precision in rows:
         target = f"< {TARGETS_MS[model]}" if model in TARGETS_MS and n == 10_000_000 else ""
+        if model == "hybrid" and n == 100_000_000:
+            target = f"< {TARGET_100M_MS:,}"
         speedup = f"{forest_ms / wall:,.1f}" if forest_ms else ""
         print(
             f"| {model} | {accepted:,} | {precision:.2f} | {stages['train']:,.1f} | {stages['query']:,.1f} | "
