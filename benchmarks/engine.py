@@ -33,16 +33,18 @@ from clipbranches.engine import STAGES, SearchEngine
 from harness import machine_line
 
 MODELS = ("branch", "ensemble", "hybrid", "linear", "logreg", "forest")
+#: Extra rows: a model with more positives than the 10 of every other row.
+MANY_POSITIVES = {"hybrid, 64 positives": ("hybrid", 64)}
 TARGETS_MS = {"branch": 30, "ensemble": 250, "hybrid": 250}
 #: The default model's target at 100M items.
 TARGET_100M_MS = 2500
 
 
-def labels_for(labels: np.ndarray, run: int) -> tuple[np.ndarray, np.ndarray]:
+def labels_for(labels: np.ndarray, run: int, positives: int = 10) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(run)
     cluster = int(labels[rng.integers(len(labels))])
     members = np.flatnonzero(labels == cluster)
-    pos = rng.choice(members, size=min(10, len(members)), replace=False)
+    pos = rng.choice(members, size=min(positives, len(members)), replace=False)
     others = rng.integers(len(labels), size=40)
     neg = others[labels[others] != cluster][:10]
     return pos, neg
@@ -62,10 +64,11 @@ def bench_size(n: int, workdir: Path, repeat: int) -> None:
 
     rows = []
     forest_ms = None
-    for model in MODELS:
+    for row in [*MODELS, *MANY_POSITIVES]:
+        model, positives = MANY_POSITIVES.get(row, (row, 10))
         runs = []
         for r in range(1 if model == "forest" else repeat):
-            pos, neg = labels_for(labels, r)
+            pos, neg = labels_for(labels, r, positives)
             t0 = time.perf_counter()
             results = engine.refine(pos, neg, model=model, seed=r)
             wall = (time.perf_counter() - t0) * 1000
@@ -77,7 +80,7 @@ def bench_size(n: int, workdir: Path, repeat: int) -> None:
         precision = statistics.mean(r[3] for r in runs)
         if model == "forest":
             forest_ms = wall
-        rows.append((model, wall, stages, accepted, precision))
+        rows.append((row, wall, stages, accepted, precision))
 
     columns = ["model", "accepted", "precision@100", "train ms", "query ms", "rank ms", "total ms", "target"]
     columns.append("x faster than RF(25) scan")

@@ -7,9 +7,11 @@ number of matches. One round of self-training closes that gap: the first model's
 items become (lightly weighted) pseudo-positives and a sample of its rejected items
 pseudo-negatives, so the second fit sees the shape of the class in the unlabelled catalog.
 The pseudo-positives weigh ``pseudo_weight / p`` labelled positives in all: much at p=4, little
-at p=64, where the labels alone suffice. Measured mean F1 (3 seeds) at p=4..64: 0.709, 0.745,
-0.746, 0.745, 0.751 against 0.682, 0.727, 0.726, 0.727, 0.738 for the best oracle baseline
-(`benchmarks/quality.py`).
+at p=64, where the labels alone suffice. On classes one hyperplane separates it is the best
+accepted set of all models (`benchmarks/quality.py`, Fashion-MNIST, mean F1 at p=4..64:
+0.701/0.733/0.756/0.761/0.759 against 0.677/0.720/0.735/0.736/0.742 for the best oracle
+baseline), but on classes of several modes (OpenClipArt) it never beats nearest-neighbour
+search, which is why the default is now :mod:`clipbranches.hybrid`.
 
 The fits are native (:mod:`clipbranches.logistic`, numpy): no scikit-learn import.
 """
