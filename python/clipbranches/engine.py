@@ -205,10 +205,11 @@ class Results:
     def rules(self) -> Rules:
         """The model's rules (box models only)."""
         learner = self.model.learner if isinstance(self.model, BoxModel) else None
+        labels = {"positives": self.params.get("positives", ()), "negatives": self.params.get("negatives", ())}
         if isinstance(learner, BranchEnsemble):
-            return Rules(learner.boxes_, learner.n_members, learner.threshold)
+            return Rules(learner.boxes_, learner.n_members, learner.threshold, **labels)
         if isinstance(learner, DecisionBranch):
-            return Rules(learner.boxes_)
+            return Rules(learner.boxes_, **labels)
         kind = self.params.get("model", self.params.get("kind"))
         raise InvalidArgumentError(f"{kind!r} results have no rules: only box models (branch, ensemble) do")
 

@@ -6,6 +6,9 @@ item's code bytes ``c0 .. c{dim-1}`` (uint8), written the way a person would (an
 0 or 255, is left out), and as a ``WHERE`` clause over a table with one column per byte:
 
     SELECT id FROM codes WHERE (c3 BETWEEN 12 AND 200 AND c7 >= 40) OR (c1 <= 90)
+
+A round's answer also holds every labelled positive and no labelled negative, whatever the
+boxes say; rules made for a round carry those item ids, so the SQL selects exactly the answer.
 """
 
 from __future__ import annotations
@@ -43,11 +46,15 @@ class Rules:
         Ensemble members (1 for a single branch).
     threshold
         Fraction of members that must contain an item (a single branch: any box, 0).
+    positives, negatives
+        Item ids the user labelled: always in the answer / never in it.
     """
 
     boxes: Sequence[Box]
     members: int = 1
     threshold: float = 0.0
+    positives: Sequence[int] = ()
+    negatives: Sequence[int] = ()
 
     def conditions(self) -> list[str]:
         """One line per box: its conditions joined by AND (``TRUE`` for a box that constrains
@@ -77,8 +84,13 @@ class Rules:
 
     def sql(self, table: str = "codes", id_column: str = "id") -> str:
         """A query over ``table`` (columns ``id_column`` and ``c0`` ..) that selects the accepted
-        ids."""
-        return f"SELECT {id_column} FROM {table} WHERE {self.where()}"
+        ids (with the labelled positives, without the labelled negatives)."""
+        where = self.where()
+        if self.negatives:
+            where = f"({where}) AND {id_column} NOT IN ({', '.join(str(int(i)) for i in self.negatives)})"
+        if self.positives:
+            where = f"({where}) OR {id_column} IN ({', '.join(str(int(i)) for i in self.positives)})"
+        return f"SELECT {id_column} FROM {table} WHERE {where}"
 
     def __str__(self) -> str:
         lines = []
@@ -89,4 +101,8 @@ class Rules:
         for box in self.boxes:
             prefix = f"member {box.group}: " if self.members > 1 else ""
             lines.append(f"  {prefix}{self._box_sql(box)}")
+        if self.positives or self.negatives:
+            lines.append(
+                f"plus the {len(self.positives)} labelled positives, minus the {len(self.negatives)} labelled negatives"
+            )
         return "\n".join(lines)

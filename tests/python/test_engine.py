@@ -282,3 +282,23 @@ def test_an_encoder_of_another_space_is_refused(tmp_path: Path) -> None:
     catalog = Catalog.create(tmp_path / "c", codes, encoder={"kind": "offline", "image": "x", "text": "y"})
     with pytest.raises(EncoderMismatchError, match="not the catalog's"):
         SearchEngine(catalog, encoder=Other())
+
+
+@pytest.mark.parametrize("model", ["branch", "ensemble"])
+def test_rules_sql_keeps_the_labels_the_boxes_disagree_with(
+    engine: SearchEngine, labels: np.ndarray, labelled: tuple[int, np.ndarray, np.ndarray], model: str
+) -> None:
+    cluster, pos, _ = labelled
+    outsider = item_id(np.flatnonzero(labels != cluster)[:1])  # a positive no box will hold
+    first = engine.refine(pos, model=model, seed=4)
+    inside = first.ids[~first.labelled][:2]  # negatives the boxes would accept
+    results = engine.refine(np.concatenate([pos, outsider]), inside, model=model, seed=4)
+    assert outsider[0] in results.ids
+    assert not np.isin(inside, results.ids).any()
+    codes = engine.catalog.codes
+    db = sqlite3.connect(":memory:")
+    db.execute(f"CREATE TABLE codes (id INTEGER, {', '.join(f'c{d} INTEGER' for d in range(codes.shape[1]))})")
+    rows = np.column_stack([item_id(np.arange(len(codes))), codes.astype(np.int64)]).tolist()
+    db.executemany(f"INSERT INTO codes VALUES ({', '.join('?' * (codes.shape[1] + 1))})", rows)
+    assert sorted(r[0] for r in db.execute(results.rules().sql())) == sorted(results.ids.tolist())
+    assert "plus the 11 labelled positives, minus the 2 labelled negatives" in str(results.rules())
