@@ -21,7 +21,7 @@ accepting about that share. Two estimates, both from the catalog sample:
   held-out positive's rank among the sample (the share of the sample above it) is one draw of
   where a class member lands; with recall ``R`` reached at share ``q``, precision
   ``pi R / q <= 1`` bounds ``pi <= q / R``, and the tightest bound over the ranks with
-  ``R >= 1/4`` is the estimate (noisy with few positives: a factor ~4 either way at p=4);
+  ``R >= 1/4`` is the estimate (noisy with few positives; the best cut from p=16 on);
 - *the linear share*: the share of the sample that a self-trained linear model accepts (the
   ``linear`` model's recipe, run on the sample): steady, and close to the truth for classes one
   hyperplane separates (Fashion-MNIST, digits), but off for classes of several modes.
