@@ -21,7 +21,7 @@ use rayon::prelude::*;
 
 use crate::block_index::BlockIndex;
 use crate::error::{IndexError, IndexResult};
-use crate::linear::{dots_into, fixed_point, rounding_bound};
+use crate::linear::{concat, dots_into, fixed_point, rounding_bound};
 use crate::pool;
 use crate::simd::multiversion;
 use crate::topk::distances_into;
@@ -224,13 +224,7 @@ impl Hybrid {
                 .map(|(task, chunk)| self.accept_in_chunk(chunk, threshold, task * ROWS_PER_TASK))
                 .collect()
         });
-        let total = parts.iter().map(|p| p.0.len()).sum();
-        let (mut rows, mut scores) = (Vec::with_capacity(total), Vec::with_capacity(total));
-        for (r, s) in parts {
-            rows.extend_from_slice(&r);
-            scores.extend_from_slice(&s);
-        }
-        Ok((rows, scores))
+        Ok(concat(parts))
     }
 
     /// [`Hybrid::accept`] through a block index of the same codes: rows come back in index
@@ -266,13 +260,7 @@ impl Hybrid {
                 })
                 .collect()
         });
-        let total = parts.iter().map(|p| p.0.len()).sum();
-        let (mut rows, mut scores) = (Vec::with_capacity(total), Vec::with_capacity(total));
-        for (r, s) in parts {
-            rows.extend_from_slice(&r);
-            scores.extend_from_slice(&s);
-        }
-        Ok((rows, scores))
+        Ok(concat(parts))
     }
 
     /// The best score any code inside the box `lo..=hi` can reach.

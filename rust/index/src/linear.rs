@@ -55,13 +55,18 @@ pub fn accept(
             .map(|(task, chunk)| accept_in_chunk(chunk, &linear, task * ROWS_PER_TASK))
             .collect()
     });
+    Ok(concat(parts))
+}
+
+/// The `(rows, scores)` of parallel tasks, in task order, as one pair.
+pub(crate) fn concat(parts: Vec<(Vec<u32>, Vec<f32>)>) -> (Vec<u32>, Vec<f32>) {
     let total = parts.iter().map(|p| p.0.len()).sum();
     let (mut rows, mut scores) = (Vec::with_capacity(total), Vec::with_capacity(total));
     for (r, s) in parts {
         rows.extend_from_slice(&r);
         scores.extend_from_slice(&s);
     }
-    Ok((rows, scores))
+    (rows, scores)
 }
 
 /// Weights scaled to i16 fixed point (the largest to 32767) and the factor that undoes the
