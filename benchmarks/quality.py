@@ -67,6 +67,9 @@ VARIANTS: dict[str, Callable[[int], Model]] = {
     "hybrid_only_held_out_share": lambda seed: HybridModel(seed, shrink=0.0),
     "hybrid_only_linear_share": lambda seed: HybridModel(seed, shrink=1e9),
     "hybrid_plain_linear_share": lambda seed: HybridModel(seed, self_train=False),
+    "hybrid_fixed_blend": lambda seed: HybridModel(seed, modes_gain=0.0),
+    "hybrid_modes_gain_1.5": lambda seed: HybridModel(seed, modes_gain=1.5),
+    "hybrid_linear_shrink_128": lambda seed: HybridModel(seed, linear_shrink=128.0),
 }
 BASELINES = ("nn_min", "nn_centroid")
 METRICS = ("F1", "P@60", "AP", "F1@k")

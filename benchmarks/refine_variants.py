@@ -83,7 +83,7 @@ def shares(model: HybridModel, sample_codes: NDArray[np.uint8]) -> dict[str, flo
     terms = model._fitted().calibrated(sample_codes)
     floor = 1.0 / len(sample_codes)
     p = len(terms.positives)
-    ranks = model._held_out_ranks(sample_codes)
+    ranks, _ = model._held_out_ranks(sample_codes)
     recall = np.arange(1, p + 1) / p
     linear = max(float((terms.linear.decision(sample_codes) > 0).mean()), floor)
     trained = max(model._self_trained_share(sample_codes, terms.linear), floor)
@@ -97,7 +97,10 @@ def shares(model: HybridModel, sample_codes: NDArray[np.uint8]) -> dict[str, flo
     np.fill_diagonal(dpp, np.inf)
     inside = distances(sample_codes.astype(np.float64), positives) < dpp.min(1)[None]
     out["(p - 1) x median count in each positive's ball"] = max((p - 1) * float(np.median(inside.mean(0))), floor)
-    out["hybrid (kept): blend, p / (p + 8)"] = model.estimate_share(sample_codes, terms)
+    assert model.training is not None
+    fixed = HybridModel(modes_gain=0.0).fit(model.training)
+    out["blend, p / (p + 8)"] = fixed.estimate_share(sample_codes, terms)
+    out["hybrid (kept): blend, p / (p + 8 or 32 by the modes test)"] = model.estimate_share(sample_codes, terms)
     return out
 
 

@@ -26,9 +26,13 @@ accepting about that share. Two estimates, both from the catalog sample:
   ``linear`` model's recipe, run on the sample): steady, and close to the truth for classes one
   hyperplane separates (Fashion-MNIST, digits), but off for classes of several modes.
 
-They are blended in log space with weight ``p / (p + SHRINK_POSITIVES)`` on the first, so a
-round with few positives leans on the steady estimate and one with many on the held-out one;
-the model accepts the items scoring above the sample's ``1 - pi`` quantile.
+They are blended in log space with weight ``p / (p + s)`` on the first, so a round with few
+positives leans on the steady estimate and one with many on the held-out one. ``s`` depends on
+the class: when the distance term ranks the held-out positives clearly higher than the linear
+term alone (the class has several modes) the linear share is off and ``s`` is small
+(``SHRINK_POSITIVES``); otherwise the linear share is the better estimate and ``s`` is large
+(``LINEAR_SHRINK_POSITIVES``). The model accepts the items scoring above the sample's ``1 - pi``
+quantile.
 
 Speed: everything but the final pass works on the 4,096-row sample (fits of 33 parameters,
 five k-fold refits). The pass over the catalog is native (``_core.Hybrid``,
@@ -65,10 +69,15 @@ MIN_RECALL = 0.25
 #: Total weight of the self-training's pseudo-positives, in labelled positives, times ``1/p``
 #: (the ``linear`` model's value, :mod:`clipbranches.selftrain`).
 PSEUDO_WEIGHT = 32.0
-#: Positives at which the two share estimates weigh the same (chosen on OpenClipArt, mean F1 at
-#: p=4/8/16/32/64: 0.337/0.355/0.490/0.528/0.618 with 4, 0.344/0.378/0.487/0.525/0.614 with 8,
-#: 0.346/0.389/0.482/0.520/0.606 with 16; `benchmarks/quality.py --variants`).
+#: Positives at which the two share estimates weigh the same, for a class of several modes
+#: (chosen on OpenClipArt; `benchmarks/quality.py --variants`, ``hybrid_shrink_*``).
 SHRINK_POSITIVES = 8.0
+#: The same for a class the linear term ranks as well as the hybrid score does: the linear
+#: share is then the steadier estimate (chosen on OpenClipArt among 32 and 128).
+LINEAR_SHRINK_POSITIVES = 32.0
+#: A class "has several modes" when the median held-out rank by the linear term alone is this
+#: many times the one by the hybrid score (chosen on OpenClipArt among 1.2, 1.5 and 2).
+MODES_GAIN = 1.2
 
 
 @dataclass(frozen=True)
@@ -118,8 +127,8 @@ class HybridModel:
         Unused (the model is deterministic); kept for the registry's signature.
     alpha
         Weight of the distance term against the linear one (z units).
-    shrink
-        :data:`SHRINK_POSITIVES`.
+    shrink, linear_shrink, modes_gain
+        :data:`SHRINK_POSITIVES`, :data:`LINEAR_SHRINK_POSITIVES`, :data:`MODES_GAIN`.
     self_train
         Whether the linear share estimate comes from a self-trained refit (else the first fit).
     """
@@ -130,11 +139,18 @@ class HybridModel:
         *,
         alpha: float = 1.0,
         shrink: float = SHRINK_POSITIVES,
+        linear_shrink: float = LINEAR_SHRINK_POSITIVES,
+        modes_gain: float = MODES_GAIN,
         self_train: bool = True,
         name: str = "hybrid",
     ) -> None:
-        if not alpha >= 0 or not shrink >= 0:
-            raise InvalidArgumentError(f"alpha and shrink must be >= 0, got {alpha!r} and {shrink!r}")
+        if not (alpha >= 0 and shrink >= 0 and linear_shrink >= 0 and modes_gain >= 0):
+            raise InvalidArgumentError(
+                f"alpha, shrink, linear_shrink and modes_gain must be >= 0, got {alpha!r}, {shrink!r}, "
+                f"{linear_shrink!r}, {modes_gain!r}"
+            )
+        self.linear_shrink = linear_shrink
+        self.modes_gain = modes_gain
         self.name = name
         self.self_train = self_train
         self.seed = seed
@@ -167,22 +183,26 @@ class HybridModel:
             alpha=self.alpha,
         )
 
-    def _held_out_ranks(self, sample: NDArray[np.uint8]) -> NDArray[np.float64]:
+    def _held_out_ranks(self, sample: NDArray[np.uint8]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """For each positive, the share of the sample that a model fitted without it scores
-        above it (k-fold), ascending."""
+        above it (k-fold): by the hybrid score and by its linear term alone, each ascending."""
         t = self.training
         assert t is not None
         rows = np.flatnonzero(t.labels)
         folds = np.arange(len(rows)) % min(FOLDS, len(rows))
-        ranks = np.empty(len(rows))
+        ranks, linear_ranks = np.empty(len(rows)), np.empty(len(rows))
+
+        def share_above(sample_scores: NDArray[np.float64], held: NDArray[np.float64]) -> NDArray[np.float64]:
+            return 1.0 - np.searchsorted(np.sort(sample_scores), held, side="right") / len(sample)
+
         for k in np.unique(folds):
             keep = np.ones(len(t), bool)
             keep[rows[folds == k]] = False
             terms = self._fitted(keep).calibrated(sample)
-            sample_scores = np.sort(terms.score(sample))
-            held = terms.score(t.codes[rows[folds == k]])
-            ranks[folds == k] = 1.0 - np.searchsorted(sample_scores, held, side="right") / len(sample)
-        return np.sort(ranks)
+            held = t.codes[rows[folds == k]]
+            ranks[folds == k] = share_above(terms.score(sample), terms.score(held))
+            linear_ranks[folds == k] = share_above(terms.linear.decision(sample), terms.linear.decision(held))
+        return np.sort(ranks), np.sort(linear_ranks)
 
     def estimate_share(self, sample: NDArray[np.uint8], terms: _Terms) -> float:
         """The estimated share of the class in the catalog (module docstring)."""
@@ -191,11 +211,15 @@ class HybridModel:
         p = len(terms.positives)
         if p < 2:
             return linear_share
-        ranks = self._held_out_ranks(sample)
+        ranks, linear_ranks = self._held_out_ranks(sample)
         recall = np.arange(1, p + 1) / p
         usable = recall >= MIN_RECALL
         held_out_share = max(float((ranks[usable] / recall[usable]).min()), floor)
-        w = p / (p + self.shrink)
+        # Several modes: the distance term ranks held-out positives clearly higher than the
+        # linear term alone does, and the linear share is then the one to distrust.
+        gain = float(np.median(linear_ranks)) / max(float(np.median(ranks)), floor)
+        shrink = self.shrink if gain > self.modes_gain else self.linear_shrink
+        w = p / (p + shrink)
         return float(np.exp(w * np.log(held_out_share) + (1.0 - w) * np.log(linear_share)))
 
     def _self_trained_share(self, sample: NDArray[np.uint8], linear: LinearScorer) -> float:
