@@ -69,7 +69,7 @@ VARIANTS: dict[str, Callable[[int], Model]] = {
     "hybrid_plain_linear_share": lambda seed: HybridModel(seed, self_train=False),
     "hybrid_fixed_blend": lambda seed: HybridModel(seed, modes_gain=0.0),
     "hybrid_modes_gain_1.5": lambda seed: HybridModel(seed, modes_gain=1.5),
-    "hybrid_linear_shrink_128": lambda seed: HybridModel(seed, linear_shrink=128.0),
+    "hybrid_linear_shrink_32": lambda seed: HybridModel(seed, linear_shrink=32.0),
 }
 BASELINES = ("nn_min", "nn_centroid")
 METRICS = ("F1", "P@60", "AP", "F1@k")

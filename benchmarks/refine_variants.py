@@ -99,8 +99,9 @@ def shares(model: HybridModel, sample_codes: NDArray[np.uint8]) -> dict[str, flo
     out["(p - 1) x median count in each positive's ball"] = max((p - 1) * float(np.median(inside.mean(0))), floor)
     assert model.training is not None
     fixed = HybridModel(modes_gain=0.0).fit(model.training)
-    out["blend, p / (p + 8)"] = fixed.estimate_share(sample_codes, terms)
-    out["hybrid (kept): blend, p / (p + 8 or 32 by the modes test)"] = model.estimate_share(sample_codes, terms)
+    out[f"blend, p / (p + {fixed.shrink:g})"] = fixed.estimate_share(sample_codes, terms)
+    kept = f"hybrid (kept): blend, p / (p + {model.shrink:g} or {model.linear_shrink:g} by the modes test)"
+    out[kept] = model.estimate_share(sample_codes, terms)
     return out
 
 

@@ -12,9 +12,10 @@ catalog, returning :class:`~clipbranches.learn.Ranked` (every accepted item, bes
   (:mod:`clipbranches.selftrain`).
 - ``hybrid``: a linear score plus the distance to the nearest positive, cut at an estimate of
   the class's size (:mod:`clipbranches.hybrid`): :data:`DEFAULT_MODEL`, chosen on OpenClipArt,
-  where its F1 beats both oracle nearest-neighbour baselines from 16 positives and ``linear``
-  never does; its ranking (AP, precision of the first page) is the best of all models on every
-  data set of `benchmarks/quality.py`.
+  where its F1 beats both oracle nearest-neighbour baselines from 32 positives (16 on the
+  held-out Fashion-MNIST and digits) and ``linear`` never does; its ranking has the best
+  average precision of all models on every data set of `benchmarks/quality.py` from a few
+  positives on.
 
 The default model and ``linear``/``logreg`` fit natively (numpy, no scikit-learn); scikit-learn
 is imported only when ``tree`` or ``forest`` is fitted, and its absence is a typed error.
