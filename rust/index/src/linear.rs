@@ -70,21 +70,13 @@ pub(crate) fn concat(parts: Vec<(Vec<u32>, Vec<f32>)>) -> (Vec<u32>, Vec<f32>) {
 }
 
 /// Weights scaled to i16 fixed point (the largest to 32767) and the factor that undoes the
-/// scaling: `weights . row ~= (fixed . row) x unscale`, off by at most
-/// [`rounding_bound`] for rows of bytes.
-pub(crate) fn fixed_point(weights: &[f32]) -> (Vec<i16>, f32) {
+/// scaling: `weights . row ~= (fixed . row) x unscale`.
+fn fixed_point(weights: &[f32]) -> (Vec<i16>, f32) {
     let largest = weights.iter().fold(0f32, |m, w| m.max(w.abs()));
     let scale = if largest > 0.0 { WEIGHT_SCALE / largest } else { 1.0 };
     #[allow(clippy::cast_possible_truncation)] // |w| * scale <= 32767 by construction
     let fixed = weights.iter().map(|w| (w * scale).round() as i16).collect();
     (fixed, 1.0 / scale)
-}
-
-/// The most a fixed-point dot product can differ from the exact one: half a step per dim, times
-/// the largest byte.
-#[allow(clippy::cast_precision_loss)] // dims are far below 2^24
-pub(crate) fn rounding_bound(dim: usize, unscale: f32) -> f32 {
-    dim as f32 * 255.0 * 0.5 * unscale
 }
 
 /// The fixed-point model: `score = (fixed weights . row) x unscale + bias`.
@@ -116,7 +108,7 @@ fn accept_in_chunk(chunk: &[u8], linear: &Linear<'_>, first_row: usize) -> (Vec<
 }
 
 multiversion! {
-    pub(crate) fn dots_into(codes: &[u8], weights: &[i16], out: &mut [i32]) -> () => dots_body
+    fn dots_into(codes: &[u8], weights: &[i16], out: &mut [i32]) -> () => dots_body
 }
 
 /// Integer dot product of every row with the weights (exact, so it vectorises freely).

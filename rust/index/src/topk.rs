@@ -76,7 +76,7 @@ fn best_in_chunk(chunk: &[u8], dim: usize, queries: &[u8], k: usize, first_row: 
 }
 
 multiversion! {
-    pub(crate) fn distances_into(codes: &[u8], query: &[u8], out: &mut [u32]) -> () => distances_body
+    fn distances_into(codes: &[u8], query: &[u8], out: &mut [u32]) -> () => distances_body
 }
 
 /// Squared L2 of every row to the query (i32 lanes: `pmaddwd` under AVX2).
