@@ -14,9 +14,9 @@
 //! With a threshold, the negatives' distances (which only lower a score) are computed only for
 //! blocks that can still pass on the other terms. Through a block index, whole blocks are
 //! skipped by their bounds ([`Hybrid::accept_indexed`]). A bound for the scan without an index
-//! (the distance to the positives' centroid minus their radius) was measured and dropped: in 32
-//! dims the radius of even ten nearest neighbours (~100) is most of a typical distance (~160),
-//! and it skipped no block of a 200,000-item synthetic catalog.
+//! (the distance to the positives' centroid minus their radius) was tried and dropped: in 32
+//! dims the radius of even an item's ten nearest neighbours is most of a typical distance, and
+//! on a 200,000-item synthetic catalog it skipped no block.
 use rayon::prelude::*;
 
 use crate::block_index::BlockIndex;
