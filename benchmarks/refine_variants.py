@@ -80,7 +80,7 @@ def rankings(x: Array, sample: NDArray[np.int64], f: Array, positives: Array, p:
 
 def shares(model: HybridModel, sample_codes: NDArray[np.uint8]) -> dict[str, float]:
     """The class-size estimates of the cut, as shares of the catalog."""
-    terms = model._fitted().calibrated(sample_codes)
+    terms, _ = model._fitted().calibrated(sample_codes)
     floor = 1.0 / len(sample_codes)
     p = len(terms.positives)
     ranks, _ = model._held_out_ranks(sample_codes)
@@ -142,7 +142,7 @@ def main() -> None:
                     order = np.lexsort((np.arange(n), -score))
                     rank_scores[name][p].append((float(truth[order[:k]].mean()), average_precision(order, truth)))
                 model = HybridModel(seed).fit(training)
-                hybrid = model._fitted().calibrated(codes[sample_rows]).score(codes)
+                hybrid = model._fitted().calibrated(codes[sample_rows])[0].score(codes)
                 order = np.lexsort((np.arange(n), -hybrid))
                 hits = np.cumsum(truth[order])
                 cut_scores["true k (oracle)"][p].append(cut_f1(hits, k, k / n))

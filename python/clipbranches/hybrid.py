@@ -53,6 +53,7 @@ from clipbranches import _core
 from clipbranches.exceptions import InvalidArgumentError
 from clipbranches.learn import Ranked
 from clipbranches.logistic import LinearScorer, fit_logistic
+from clipbranches.selftrain import refit_with_pseudo_labels
 
 if TYPE_CHECKING:
     from clipbranches.catalog import Catalog
@@ -66,9 +67,6 @@ SAMPLE_ROWS = 4096
 FOLDS = 5
 #: Held-out ranks used by the share bound: those reaching at least this recall.
 MIN_RECALL = 0.25
-#: Total weight of the self-training's pseudo-positives, in labelled positives, times ``1/p``
-#: (the ``linear`` model's value, :mod:`clipbranches.selftrain`).
-PSEUDO_WEIGHT = 32.0
 #: Positives at which the two share estimates weigh the same, for a class of several modes
 #: (chosen on OpenClipArt, `benchmarks/quality.py --variants`: mean F1 over p=4..64 of 0.4726
 #: with 4, 0.4734 with 8, 0.4706 with 16).
@@ -106,10 +104,12 @@ class _Terms:
         f, dp, dn = self.native().terms(np.ascontiguousarray(codes))
         return f.astype(np.float64), dp.astype(np.float64), dn.astype(np.float64)
 
-    def calibrated(self, sample: NDArray[np.uint8]) -> _Terms:
-        f, dp, _ = self.raw(sample)
+    def calibrated(self, sample: NDArray[np.uint8]) -> tuple[_Terms, NDArray[np.float64]]:
+        """This scorer z-scored on ``sample``, and the sample's scores (one pass over it)."""
+        f, dp, dn = self.raw(sample)
         stats = (float(f.mean()), max(float(f.std()), 1e-6), float(dp.mean()), max(float(dp.std()), 1e-6))
-        return _Terms(self.linear, self.positives, self.negatives, self.negative_weight, self.alpha, stats)
+        terms = _Terms(self.linear, self.positives, self.negatives, self.negative_weight, self.alpha, stats)
+        return terms, terms.combine(f, dp, dn)
 
     def combine(self, f: NDArray[np.float64], dp: NDArray[np.float64], dn: NDArray[np.float64]) -> NDArray[np.float64]:
         """The score from raw terms (the native scan computes the same in float32)."""
@@ -201,9 +201,9 @@ class HybridModel:
         for k in np.unique(folds):
             keep = np.ones(len(t), bool)
             keep[rows[folds == k]] = False
-            terms = self._fitted(keep).calibrated(sample)
+            terms, sample_scores = self._fitted(keep).calibrated(sample)
             held = t.codes[rows[folds == k]]
-            ranks[folds == k] = share_above(terms.score(sample), terms.score(held))
+            ranks[folds == k] = share_above(sample_scores, terms.score(held))
             linear_ranks[folds == k] = share_above(terms.linear.decision(sample), terms.linear.decision(held))
         return np.sort(ranks), np.sort(linear_ranks)
 
@@ -236,27 +236,19 @@ class HybridModel:
         accepted = linear.decision(sample) > 0
         if not self.self_train or not accepted.any() or accepted.all():
             return float(accepted.mean())
-        inside, outside = int(accepted.sum()), int((~accepted).sum())
-        x = np.concatenate([t.codes, sample[accepted], sample[~accepted]])
-        y = np.concatenate([t.labels, np.ones(inside, bool), np.zeros(outside, bool)])
-        w = np.concatenate(
-            [
-                t.weights,
-                np.full(inside, PSEUDO_WEIGHT / t.positives / inside),
-                np.full(outside, float(t.weights[~t.labelled].sum() or 500.0) / outside),
-            ]
-        )
-        return float((fit_logistic(x, y, w).decision(sample) > 0).mean())
+        # Pseudo-negatives weigh what the round's random negatives do (500 by default).
+        negatives_weight = float(t.weights[~t.labelled].sum()) or 500.0
+        refit = refit_with_pseudo_labels(t, sample[accepted], sample[~accepted], negatives_weight=negatives_weight)
+        return float((refit.decision(sample) > 0).mean())
 
     def _calibrate(self, catalog: Catalog) -> tuple[_Terms, float]:
         """The calibrated scorer and the score threshold of this catalog."""
         from clipbranches.training import random_pool
 
         sample = np.asarray(catalog.codes[np.sort(random_pool(len(catalog), SAMPLE_ROWS))])
-        terms = self._fitted().calibrated(sample)
+        terms, scores = self._fitted().calibrated(sample)
         share = self.estimate_share(sample, terms)
         self.share_ = share
-        scores = terms.score(sample)
         threshold = float(np.quantile(scores, 1.0 - share))
         return terms, threshold
 

@@ -31,7 +31,34 @@ if TYPE_CHECKING:
     from clipbranches.catalog import Catalog
     from clipbranches.training import TrainingSet
 
-__all__ = ["SelfTrainedLinear"]
+__all__ = ["PSEUDO_WEIGHT", "SelfTrainedLinear", "refit_with_pseudo_labels"]
+
+#: Total weight of the pseudo-positives, in labelled positives, times ``1 / p``.
+PSEUDO_WEIGHT = 32.0
+#: Total weight of the pseudo-negatives (that of the default 500 random negatives).
+PSEUDO_NEGATIVES_WEIGHT = 500.0
+
+
+def refit_with_pseudo_labels(
+    training: TrainingSet,
+    pseudo_positives: NDArray[np.uint8],
+    pseudo_negatives: NDArray[np.uint8],
+    *,
+    pseudo_weight: float = PSEUDO_WEIGHT,
+    negatives_weight: float = PSEUDO_NEGATIVES_WEIGHT,
+    c: float = 1.0,
+) -> LinearScorer:
+    """The balanced logistic regression refitted on ``training`` plus pseudo-labelled codes
+    (both non-empty): the pseudo-positives weigh ``pseudo_weight / p`` in all (``p`` labelled
+    positives), the pseudo-negatives ``negatives_weight`` in all."""
+    p = max(1, training.positives)
+    inside, outside = len(pseudo_positives), len(pseudo_negatives)
+    weights = np.concatenate(
+        [training.weights, np.full(inside, pseudo_weight / p / inside), np.full(outside, negatives_weight / outside)]
+    )
+    x = np.concatenate([training.codes, pseudo_positives, pseudo_negatives])
+    y = np.concatenate([training.labels, np.ones(inside, bool), np.zeros(outside, bool)])
+    return fit_logistic(x, y, weights, c=c)
 
 
 class SelfTrainedLinear:
@@ -55,7 +82,7 @@ class SelfTrainedLinear:
         self,
         seed: int = 0,
         *,
-        pseudo_weight: float = 32.0,
+        pseudo_weight: float = PSEUDO_WEIGHT,
         pseudo_rows: int = 5000,
         c: float = 1.0,
         name: str = "linear",
@@ -116,13 +143,9 @@ class SelfTrainedLinear:
         neg = _sample_outside(rng, len(codes), accepted, self.pseudo_rows)
         model = self.first
         if len(pos) and len(neg):
-            p = max(1, t.positives)
-            weights = np.concatenate(
-                [t.weights, np.full(len(pos), self.pseudo_weight / p / len(pos)), np.full(len(neg), 500.0 / len(neg))]
+            model = refit_with_pseudo_labels(
+                t, codes[np.sort(pos)], codes[neg], pseudo_weight=self.pseudo_weight, c=self.c
             )
-            x = np.concatenate([t.codes, codes[np.sort(pos)], codes[neg]])
-            y = np.concatenate([t.labels, np.ones(len(pos), bool), np.zeros(len(neg), bool)])
-            model = fit_logistic(x, y, weights, c=self.c)
         self.final = model
         ids, scores = self._accept(model, codes)
         return Ranked(ids, scores, np.zeros(len(ids), np.uint16))
