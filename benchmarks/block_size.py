@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clipbranches import Box, Catalog, synthetic
+from clipbranches import Catalog, testing
+from clipbranches.store import Box
 from harness import machine_line, timed
 from index import cluster_boxes, selective
 
@@ -29,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="cb-blocks-"))
     try:
-        catalog = synthetic.make_catalog(workdir / "catalog", args.n)
+        catalog = testing.make_catalog(workdir / "catalog", args.n)
         codes = catalog.codes
         labels = catalog.items["label"].to_numpy()
         rng = np.random.default_rng(0)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clipbranches import synthetic
+from clipbranches import testing
 from clipbranches.engine import STAGES, SearchEngine
 from harness import machine_line
 
@@ -52,13 +52,13 @@ def labels_for(labels: np.ndarray, run: int, positives: int = 10) -> tuple[np.nd
 
 def bench_size(n: int, workdir: Path, repeat: int) -> None:
     start = time.perf_counter()
-    catalog = synthetic.make_catalog(workdir / f"cat{n}", n, seed=0)
+    catalog = testing.make_catalog(workdir / f"cat{n}", n, seed=0)
     made = time.perf_counter() - start
     start = time.perf_counter()
     catalog.build_index()
     print(f"\n### {n:,} items (catalog {made:.1f} s, index {time.perf_counter() - start:.1f} s)\n")
     engine = SearchEngine(catalog)
-    labels = synthetic.labels(n, seed=0)
+    labels = testing.labels(n, seed=0)
     for model in MODELS:  # warm: page cache, thread pools, first imports (scikit-learn: ~0.9 s)
         engine.refine(*labels_for(labels, 99), model=model, seed=0)
 

@@ -28,7 +28,9 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from clipbranches import Box, BranchEnsemble, Catalog, DecisionBranch, build_training_set, synthetic
+from clipbranches import Catalog, testing
+from clipbranches.learn import BranchEnsemble, DecisionBranch, build_training_set
+from clipbranches.store import Box
 from harness import machine_line, run_cli, timed
 
 SUBSET_SIZES = (4, 6, 8)
@@ -108,7 +110,7 @@ def run(n: int, workdir: Path, repeat: int) -> None:
     print(f"index benchmark: {n:,} synthetic items x 32 dims (K=1000, noise 0.18)")
     print(f"{machine_line()}\n")
     start = time.perf_counter()
-    catalog = synthetic.make_catalog(workdir / "catalog", n)
+    catalog = testing.make_catalog(workdir / "catalog", n)
     print(f"(creating the catalog took {time.perf_counter() - start:.1f} s)")
     codes = catalog.codes
     labels = catalog.items["label"].to_numpy()

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clipbranches.evaluation import lite0_features, load_fashion_mnist, openclipart_items, stratified_split
+from clipbranches.datasets import load_fashion_mnist, openclipart_items, stratified_split
+from evaluation import lite0_features
 from harness import machine_line
 
 CACHE = Path(__file__).resolve().parent.parent / ".cache"
@@ -38,7 +39,7 @@ def fmnist_subset(n: int, seed: int = 0) -> np.ndarray:
 def main() -> None:
     import torch
 
-    from clipbranches.encoders import DecodeReport, OfflineEncoder, encode_files
+    from clipbranches.embed.encoders import DecodeReport, OfflineEncoder, encode_files
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fmnist", type=int, default=2000, help="Fashion-MNIST test images for ConSE")

@@ -38,12 +38,15 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from clipbranches import BranchEnsemble, Catalog, FixedRangeQuantizer, build_training_set
-from clipbranches.evaluation import pca_unit, stratified_split
-from clipbranches.hybrid import HybridModel
-from clipbranches.learn import DecisionBranch
-from clipbranches.models import MODELS, BoxModel, Model
-from clipbranches.selftrain import SelfTrainedLinear
+from clipbranches import Catalog
+from clipbranches.datasets import stratified_split
+from clipbranches.learn import BranchEnsemble, build_training_set
+from clipbranches.learn.branches import DecisionBranch
+from clipbranches.learn.hybrid import HybridModel
+from clipbranches.learn.registry import MODELS, BoxModel, Model
+from clipbranches.learn.selftrain import SelfTrainedLinear
+from clipbranches.store import FixedRangeQuantizer
+from evaluation import pca_unit
 from harness import machine_line, timed
 from quality_data import DATASETS, load
 

@@ -29,12 +29,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from clipbranches.evaluation import (
-    FASHION_MNIST_CLASSES,
-    lite0_features,
-    load_fashion_mnist,
-    openclipart_items,
-)
+from clipbranches.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist, openclipart_items
+from evaluation import lite0_features
 from harness import machine_line
 
 CACHE = Path(__file__).resolve().parent.parent / ".cache" / "quality"
@@ -94,7 +90,7 @@ def openclipart_selection() -> tuple[list[Path], NDArray[np.int64], list[str]]:
 
 
 def openclipart() -> None:
-    from clipbranches.encoders import DecodeReport, OfflineEncoder, encode_files
+    from clipbranches.embed.encoders import DecodeReport, OfflineEncoder, encode_files
 
     paths, labels, classes = openclipart_selection()
     encoder = OfflineEncoder()

@@ -15,7 +15,8 @@ import time
 import numpy as np
 from numpy.typing import NDArray
 
-from clipbranches import CalibratedQuantizer, FixedRangeQuantizer, Quantizer, synthetic
+from clipbranches import testing
+from clipbranches.store import CalibratedQuantizer, FixedRangeQuantizer, Quantizer
 
 K = 10
 
@@ -36,7 +37,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--queries", type=int, default=500)
     args = parser.parse_args()
-    x = np.concatenate([b for b, _ in synthetic.embeddings(args.n)])
+    x = np.concatenate([b for b, _ in testing.embeddings(args.n)])
     rng = np.random.default_rng(123)
     queries = x[rng.choice(args.n, args.queries, replace=False)]
     truth = top_k_float(x, queries)

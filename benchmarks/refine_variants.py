@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from clipbranches import build_training_set
-from clipbranches.hybrid import HybridModel
-from clipbranches.logistic import fit_logistic
-from clipbranches.training import random_pool
+from clipbranches.learn import build_training_set
+from clipbranches.learn.hybrid import HybridModel
+from clipbranches.learn.logistic import fit_logistic
+from clipbranches.learn.training import random_pool
 from quality import average_precision, prepare
 from quality_data import DATASETS
 

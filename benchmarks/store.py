@@ -6,7 +6,7 @@ zero-copy memory-mapped view against the same scan of an in-RAM numpy copy, in o
     python benchmarks/store.py --n 1000000  # any size
 
 Data: the project's synthetic generator (K=1000 centres on the unit sphere in 32 dims, noise
-0.18, the paper's fixed-range quantizer), see ``clipbranches.synthetic``.
+0.18, the paper's fixed-range quantizer), see ``clipbranches.testing``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from clipbranches import Catalog, synthetic
+from clipbranches import Catalog, testing
 from harness import machine_line, run_cli, timed
 
 ROWS_PER_CHUNK = 1 << 16
@@ -72,8 +72,8 @@ def run(n: int, workdir: Path, repeat: int) -> None:
     print(f"store benchmark: {n:,} items x 32 dims = {mb:,.1f} MB of codes (synthetic K=1000, noise 0.18)")
     print(f"{machine_line()}, polars {pl.__version__}\n")
     start = time.perf_counter()
-    ram = np.concatenate([block for block, _ in synthetic.codes(n)])
-    labels = synthetic.labels(n)
+    ram = np.concatenate([block for block, _ in testing.codes(n)])
+    labels = testing.labels(n)
     print(f"(generating the codes took {time.perf_counter() - start:.1f} s; not part of any row below)\n")
 
     path = workdir / "catalog"

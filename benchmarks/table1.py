@@ -42,15 +42,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from clipbranches import FixedRangeQuantizer
-from clipbranches.evaluation import (
-    FASHION_MNIST_CLASSES,
-    conse,
-    imagenet_classes,
-    lite0_classifier,
-    openclipart_items,
-    stratified_split,
-)
+from clipbranches.datasets import FASHION_MNIST_CLASSES, openclipart_items, stratified_split
+from clipbranches.store import FixedRangeQuantizer
+from evaluation import conse, imagenet_classes, lite0_classifier
 from harness import machine_line
 
 CACHE = Path(__file__).resolve().parent.parent / ".cache"
@@ -161,7 +155,7 @@ def zero_shot(images: NDArray[np.float32], prompts: NDArray[np.float32], labels:
 def measure(data: Dataset, args: argparse.Namespace) -> None:
     import torch
 
-    from clipbranches.head import HeadConfig, TrainConfig, train_heads
+    from clipbranches.embed.head import HeadConfig, TrainConfig, train_heads
 
     images, captions, labels = data.images, data.captions, data.labels
     train, test = stratified_split(labels, seed=0)

@@ -1,78 +1,33 @@
 """clipbranches: interactive text-to-image search with box classifiers over 32-byte codes.
 
+The public API is here: :class:`SearchEngine` (search, refine), :class:`Results`,
+:class:`Session` (labels, rounds, undo), :class:`Catalog`, :class:`RefineOptions`,
+:class:`Rules` and the exceptions. The layers beneath are subpackages: :mod:`clipbranches.store`
+(catalogs, index, boxes, quantizers), :mod:`clipbranches.learn` (training sets, learners, the
+model registry) and :mod:`clipbranches.embed` (towers, heads, ingest).
+
 Importing this package is light: numpy, polars and the native core only. torch, open_clip
 and textual load lazily, in the modules that need them.
 """
 
-from clipbranches import synthetic
+from clipbranches import exceptions as _exceptions
 from clipbranches._core import __version__
-from clipbranches.boxes import Box, BoxHits
-from clipbranches.catalog import Catalog
-from clipbranches.exceptions import (
-    CatalogError,
-    CatalogExistsError,
-    CatalogFormatError,
-    CatalogIOError,
-    CatalogNotFoundError,
-    ChecksumError,
-    ClipBranchesError,
-    DatasetNotFoundError,
-    DimensionMismatchError,
-    EncoderError,
-    EncoderMismatchError,
-    IndexFormatError,
-    IndexNotFoundError,
-    InvalidArgumentError,
-    InvalidQueryError,
-    MissingDependencyError,
-    SessionFormatError,
-    StaleIndexError,
-    UnknownItemError,
-)
-from clipbranches.index import Index
-from clipbranches.learn import BranchEnsemble, DecisionBranch, Ranked, original_subsets
-from clipbranches.quantize import (
-    CalibratedQuantizer,
-    FixedRangeQuantizer,
-    Quantizer,
-    quantizer_from_params,
-)
-from clipbranches.training import TrainingSet, build_training_set
+from clipbranches.engine import SearchEngine
+from clipbranches.exceptions import *  # noqa: F403 (the exception tree, listed once in exceptions.__all__)
+from clipbranches.options import DEFAULT_K, RefineOptions
+from clipbranches.results import Results
+from clipbranches.rules import Rules
+from clipbranches.session import Session
+from clipbranches.store.catalog import Catalog
 
 __all__ = [
-    "Box",
-    "BoxHits",
-    "BranchEnsemble",
-    "CalibratedQuantizer",
+    "DEFAULT_K",
     "Catalog",
-    "CatalogError",
-    "CatalogExistsError",
-    "CatalogFormatError",
-    "CatalogIOError",
-    "CatalogNotFoundError",
-    "ChecksumError",
-    "ClipBranchesError",
-    "DatasetNotFoundError",
-    "DecisionBranch",
-    "DimensionMismatchError",
-    "EncoderError",
-    "EncoderMismatchError",
-    "FixedRangeQuantizer",
-    "Index",
-    "IndexFormatError",
-    "IndexNotFoundError",
-    "InvalidArgumentError",
-    "InvalidQueryError",
-    "MissingDependencyError",
-    "SessionFormatError",
-    "Quantizer",
-    "Ranked",
-    "StaleIndexError",
-    "UnknownItemError",
-    "TrainingSet",
+    "RefineOptions",
+    "Results",
+    "Rules",
+    "SearchEngine",
+    "Session",
     "__version__",
-    "build_training_set",
-    "original_subsets",
-    "quantizer_from_params",
-    "synthetic",
+    *_exceptions.__all__,
 ]

@@ -6,7 +6,7 @@ class names), encodes every image once with the offline towers (resumable, with 
 trains the heads on the demo's own captions, writes the catalog (heads and thumbnails inside)
 and builds its index. A second call finds the catalog and returns at once.
 
-``demo_round`` is the main job without a UI: a text search, then one fine-tuning round with the
+``demo_round`` is the main job without a UI: a text search, then one refine round with the
 labels a user would give (the first page's items of the wanted class positive, the rest
 negative), and what each returned.
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,28 +24,30 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from clipbranches.catalog import HEAD_FILE, THUMBS_DIR, Catalog
-from clipbranches.chunks import encode_resumable, stage_thumbnails
-from clipbranches.evaluation import (
+from clipbranches.datasets import (
     FASHION_MNIST_CLASSES,
     FASHION_MNIST_DIR,
     OPENCLIPART_DIR,
     load_fashion_mnist,
     openclipart_items,
+    require,
     stratified_split,
 )
-from clipbranches.exceptions import DatasetNotFoundError, InvalidArgumentError
-from clipbranches.quantize import FixedRangeQuantizer
+from clipbranches.embed.chunks import encode_resumable
+from clipbranches.embed.codes import project, write_catalog
+from clipbranches.exceptions import InvalidArgumentError
+from clipbranches.store.catalog import HEAD_FILE, Catalog
+from clipbranches.store.quantize import FixedRangeQuantizer
 
 if TYPE_CHECKING:
-    from clipbranches.encoders import Encoder
+    from clipbranches.embed.encoders import Encoder
 
-__all__ = ["DATASETS", "DemoItems", "build_demo", "demo_round", "ensure_dataset"]
+__all__ = ["DATASETS", "DemoItems", "build_demo", "demo_items", "demo_round"]
 
-#: Dataset -> (Debian packages, the query of the demo round, the class it asks for).
-DATASETS: dict[str, tuple[tuple[str, ...], str, str]] = {
-    "openclipart": (("openclipart-png", "openclipart-svg"), "an animal", "animals"),
-    "fashion-mnist": (("dataset-fashion-mnist",), "a photo of a sneaker", "Sneaker"),
+#: Data set (:mod:`clipbranches.datasets`) -> (the query of the demo round, the class it asks for).
+DATASETS: dict[str, tuple[str, str]] = {
+    "openclipart": ("an animal", "animals"),
+    "fashion-mnist": ("a photo of a sneaker", "Sneaker"),
 }
 TEMPLATES = ("a photo of a {}", "a {}", "a picture of a {}", "an image of a {}", "a product photo of a {}")
 Log = Callable[[str], None]
@@ -60,37 +61,6 @@ class DemoItems:
     titles: list[str]  # shown in the UI
     captions: list[str]  # what the heads train on
     labels: list[str]  # the class (OpenClipArt: the top folder)
-
-
-def ensure_dataset(name: str, root: Path | None = None, *, install: bool = True, log: Log = print) -> None:
-    """Check that a demo dataset is installed; as root, install its Debian packages if not.
-
-    Raises
-    ------
-    DatasetNotFoundError
-        It is missing and cannot be installed here (not root, or apt-get failed); the message
-        says which command to run as root.
-    """
-    packages = DATASETS[name][0]
-    if _present(name, root):
-        return
-    command = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
-    if root is None and install and os.geteuid() == 0 and shutil.which("apt-get"):
-        log(f"installing Debian packages {' '.join(packages)} (as root): {' '.join(command)}")
-        done = subprocess.run(command, check=False, capture_output=True, text=True)  # noqa: S603 (fixed argv)
-        if done.returncode == 0 and _present(name, root):
-            return
-        raise DatasetNotFoundError(f"`{' '.join(command)}` failed: {done.stderr.strip()[-500:]}")
-    raise DatasetNotFoundError(
-        f"the {name} demo needs the Debian package(s) {', '.join(packages)}, which are not installed; "
-        f"installing them needs root: sudo {' '.join(command)}"
-    )
-
-
-def _present(name: str, root: Path | None) -> bool:
-    if name == "openclipart":
-        return any((root or OPENCLIPART_DIR).joinpath("png").rglob("*.png"))
-    return (root or FASHION_MNIST_DIR).joinpath("t10k-images-idx3-ubyte.gz").is_file()
 
 
 def demo_items(name: str, workdir: Path, limit: int | None, root: Path | None = None) -> DemoItems:
@@ -158,10 +128,8 @@ def build_demo(
     ``encoder``: the towers (default: the offline pair; an ``OpenClipEncoder`` where weights
     are available). Catalogs of other encoders get their own name, so none is reused wrongly.
     """
-    import torch
-
-    from clipbranches.encoders import OfflineEncoder
-    from clipbranches.head import HeadConfig, TrainConfig, save_heads, train_heads
+    from clipbranches.embed.encoders import OfflineEncoder
+    from clipbranches.embed.head import HeadConfig, TrainConfig, train_heads
 
     work = Path(workdir)
     name = dataset + (f"-{limit}" if limit else "")
@@ -171,7 +139,9 @@ def build_demo(
     if _complete(target):
         log(f"reusing {target} (delete it to rebuild)")
         return target
-    ensure_dataset(dataset, root, log=log)
+    if dataset not in DATASETS:
+        raise InvalidArgumentError(f"unknown demo dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    require(dataset, root)
     work.mkdir(parents=True, exist_ok=True)
     items = demo_items(dataset, work, limit, root)
     encoder = encoder if encoder is not None else OfflineEncoder()
@@ -200,8 +170,6 @@ def build_demo(
         f"(best epoch {result.best_epoch}, validation R@1 {result.val_recall_at_1:.3f})"
     )
     heads = result.heads.cpu().eval()
-    with torch.no_grad():
-        z = heads.encode_image(torch.from_numpy(image_features)).numpy()
     table = pl.DataFrame(
         {
             "id": np.arange(len(kept), dtype=np.int64),
@@ -210,19 +178,14 @@ def build_demo(
             "label": [items.labels[p] for p in kept],
         }
     )
-
-    def attach(staging: Path) -> None:
-        save_heads(heads, staging / HEAD_FILE)
-        stage_thumbnails(features_dir / "thumbs", positions, staging / THUMBS_DIR)
-
-    catalog = Catalog.create(
+    catalog = write_catalog(
         target,
-        FixedRangeQuantizer().quantize(z),
+        project(heads, image_features, "image", FixedRangeQuantizer()),
         table,
         encoder=encoder.identity,
-        head=heads.config.to_dict(),
+        heads=heads,
+        thumbnails=(features_dir / "thumbs", positions),
         overwrite=True,
-        attach=attach,
     )
     catalog.build_index()
     shutil.rmtree(features_dir, ignore_errors=True)
@@ -239,14 +202,15 @@ def _complete(path: Path) -> bool:
 
 
 def demo_round(engine: Any, query: str, wanted: str, *, model: str | None = None, log: Log = print) -> dict[str, Any]:
-    """A text search, then one fine-tuning round labelled as a user would: the first page's
+    """A text search, then one refine round labelled as a user would: the first page's
     items of class ``wanted`` positive, the others negative. Returns what each found."""
-    from clipbranches.models import DEFAULT_MODEL
+    from clipbranches.learn.registry import DEFAULT_MODEL
+    from clipbranches.options import DEFAULT_K
     from clipbranches.session import Session
 
     labels = engine.catalog.items["label"].to_numpy()
     total_wanted = int((labels == wanted).sum())
-    first = engine.search_text(query, k=60)
+    first = engine.search_text(query, k=DEFAULT_K)
     first_share = float((labels[first.rows] == wanted).mean())
     stages = ", ".join(f"{k} {v:.0f}" for k, v in first.timings.items() if k != "train")
     log(f'\nsearch "{query}": the {first.total} nearest ({stages} ms; the first query loads the towers)')
@@ -258,7 +222,7 @@ def demo_round(engine: Any, query: str, wanted: str, *, model: str | None = None
     session.label(first.ids[labels[first.rows] == wanted].tolist(), "positive")
     session.label(first.ids[labels[first.rows] != wanted].tolist(), "negative")
     if not session.positives:
-        raise InvalidArgumentError(f"the first page holds no {wanted}: nothing to fine-tune on")
+        raise InvalidArgumentError(f"the first page holds no {wanted}: nothing to refine on")
     chosen = model or DEFAULT_MODEL
     refined = session.refine(engine, model=chosen, seed=0)
     top = refined.rows[:60]
@@ -266,7 +230,7 @@ def demo_round(engine: Any, query: str, wanted: str, *, model: str | None = None
     accepted_wanted = int((labels[refined.rows] == wanted).sum())
     timings = ", ".join(f"{k} {v:.0f}" for k, v in refined.timings.items())
     log(
-        f"\nfine-tuned ({chosen}) on {len(session.positives)} positive + {len(session.negatives)} negative "
+        f"\nrefined ({chosen}) on {len(session.positives)} positive + {len(session.negatives)} negative "
         f"labels: {refined.total:,} items accepted ({timings} ms)"
     )
     for row in refined.page(0, 10).to_polars().iter_rows(named=True):

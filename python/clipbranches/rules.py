@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from clipbranches.boxes import Box
+from clipbranches.store.boxes import Box
 
 __all__ = ["Rules"]
 

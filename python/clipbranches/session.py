@@ -2,7 +2,7 @@
 
 A session belongs to one catalog (its path and codes checksum are recorded, so a session is not
 replayed against another catalog by mistake). Labels are per item id: positive, negative or
-unlabelled (absent). Every label change is one undoable step; rounds (searches and fine-tuning
+unlabelled (absent). Every label change is one undoable step; rounds (searches and refine
 rounds) are history, recorded with everything needed to redo them (``Results.params``, seed
 included) and a summary of what they returned.
 """
@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from clipbranches.exceptions import InvalidArgumentError, SessionFormatError
 
 if TYPE_CHECKING:
-    from clipbranches.engine import Results, SearchEngine
+    from clipbranches.engine import SearchEngine
+    from clipbranches.results import Results
 
 __all__ = ["Label", "Session"]
 
@@ -53,7 +54,7 @@ class Session:
     @classmethod
     def for_engine(cls, engine: SearchEngine) -> Session:
         """A new, empty session on the engine's catalog."""
-        return cls(str(engine.catalog.path), engine.catalog.manifest["files"]["codes.u8"]["blake3"])
+        return cls(str(engine.catalog.path), engine.catalog.codes_checksum)
 
     # -- labels ----------------------------------------------------------------------------
 
@@ -127,7 +128,7 @@ class Session:
         )
 
     def refine(self, engine: SearchEngine, **options: Any) -> Results:
-        """Fine-tune on this session's labels (``options`` as :meth:`SearchEngine.refine`) and
+        """Refine on this session's labels (``options`` as :meth:`SearchEngine.refine`) and
         record the round."""
         results = engine.refine(self.positives, self.negatives, **options)
         self.record(results)
@@ -188,7 +189,7 @@ class Session:
 
     def check_catalog(self, engine: SearchEngine) -> None:
         """Refuse a session made on another catalog (by its codes checksum)."""
-        checksum = engine.catalog.manifest["files"]["codes.u8"]["blake3"]
+        checksum = engine.catalog.codes_checksum
         if self.catalog_checksum and self.catalog_checksum != checksum:
             raise SessionFormatError(
                 f"this session was made on another catalog ({self.catalog}); "

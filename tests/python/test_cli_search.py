@@ -11,14 +11,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from clipbranches import Catalog, synthetic
+from clipbranches import Catalog, testing
 from clipbranches.cli import main
 from clipbranches.session import Session
 
 
 @pytest.fixture
 def catalog(tmp_path: Path) -> Path:
-    synthetic.make_catalog(tmp_path / "cat", 5000, k=20, seed=1)
+    testing.make_catalog(tmp_path / "cat", 5000, k=20, seed=1)
     return tmp_path / "cat"
 
 

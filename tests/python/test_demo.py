@@ -1,5 +1,5 @@
 """The demo pipeline end to end on a small subset (300 Fashion-MNIST images, no UI): a query
-for one class returns mostly that class after one fine-tuning round; a second build reuses the
+for one class returns mostly that class after one refine round; a second build reuses the
 catalog; a missing dataset says how to install it."""
 
 from __future__ import annotations
@@ -14,24 +14,18 @@ pytest.importorskip("wordllama")
 
 from clipbranches import DatasetNotFoundError  # noqa: E402
 from clipbranches.cli import main  # noqa: E402
-from clipbranches.demo import DATASETS, _spread, build_demo, demo_round, ensure_dataset  # noqa: E402
+from clipbranches.datasets import require  # noqa: E402
+from clipbranches.demo import DATASETS, _spread, build_demo, demo_round  # noqa: E402
 from clipbranches.engine import SearchEngine  # noqa: E402
-from clipbranches.evaluation import FASHION_MNIST_DIR  # noqa: E402
-
-needs_data = pytest.mark.skipif(
-    not (FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file(),
-    reason="Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)",
-)
 
 
-@needs_data
 def test_demo_round_on_a_subset_finds_the_class(tmp_path: Path) -> None:
     path = build_demo(tmp_path, "fashion-mnist", limit=300, progress=False, log=lambda _: None)
     engine = SearchEngine.open(path)
     assert len(engine) == 300
     assert engine.has_index
     assert len(list((path / "thumbs").iterdir())) == 300
-    _, query, wanted = DATASETS["fashion-mnist"]
+    query, wanted = DATASETS["fashion-mnist"]
     found = demo_round(engine, query, wanted, log=lambda _: None)
     assert found["refined_share"] >= 0.6, found  # mostly the class asked for
     assert found["refined_share"] > found["first_share"], found
@@ -42,18 +36,19 @@ def test_demo_round_on_a_subset_finds_the_class(tmp_path: Path) -> None:
     assert time.perf_counter() - started < 5, "the second run reuses the catalog"
 
 
-@needs_data
 def test_demo_command_without_a_ui(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["demo", "--dir", str(tmp_path), "--dataset", "fashion-mnist", "--limit", "200", "--quiet", "--no-tui"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert 'search "a photo of a sneaker"' in out
-    assert "fine-tuned (hybrid)" in out
+    assert "refined (hybrid)" in out
 
 
 def test_a_missing_dataset_says_how_to_install_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(DatasetNotFoundError, match="apt-get install -y --no-install-recommends openclipart-png"):
-        ensure_dataset("openclipart", tmp_path / "nowhere")
+    with pytest.raises(
+        DatasetNotFoundError, match="make data.*apt-get install -y --no-install-recommends openclipart-png"
+    ):
+        require("openclipart", tmp_path / "nowhere")
     with pytest.raises(DatasetNotFoundError, match="dataset-fashion-mnist"):
         build_demo(tmp_path, "fashion-mnist", root=tmp_path / "nowhere", log=lambda _: None)
 

@@ -12,16 +12,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from clipbranches import (
-    Catalog,
-    EncoderError,
-    InvalidArgumentError,
-    SessionFormatError,
-    UnknownItemError,
-    synthetic,
-)
+from clipbranches import Catalog, EncoderError, InvalidArgumentError, SessionFormatError, UnknownItemError, testing
 from clipbranches.engine import STAGES, SearchEngine
-from clipbranches.models import MODELS
+from clipbranches.learn.registry import MODELS
 from clipbranches.session import Session
 
 N = 20_000
@@ -35,12 +28,12 @@ def item_id(row: np.ndarray | int) -> np.ndarray | int:
 
 @pytest.fixture(scope="module")
 def labels() -> np.ndarray:
-    return synthetic.labels(N, k=CLUSTERS, seed=3)
+    return testing.labels(N, k=CLUSTERS, seed=3)
 
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory, labels: np.ndarray) -> SearchEngine:
-    codes = np.concatenate([c for c, _ in synthetic.codes(N, k=CLUSTERS, seed=3)])
+    codes = np.concatenate([c for c, _ in testing.codes(N, k=CLUSTERS, seed=3)])
     items = pl.DataFrame({"id": item_id(np.arange(N)), "label": labels, "caption": [f"item {i}" for i in range(N)]})
     Catalog.create(tmp_path_factory.mktemp("engine") / "cat", codes, items)
     return SearchEngine.open(tmp_path_factory.getbasetemp() / "engine0" / "cat", build_index=True)
@@ -263,7 +256,7 @@ def test_bad_session_files(tmp_path: Path, engine: SearchEngine) -> None:
 
 def test_an_encoder_of_another_space_is_refused(tmp_path: Path) -> None:
     from clipbranches import EncoderMismatchError
-    from clipbranches.encoders import Encoder
+    from clipbranches.embed.encoders import Encoder
 
     class Other(Encoder):
         image_dim = text_dim = 4

@@ -9,16 +9,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clipbranches import Catalog, synthetic
+from clipbranches import Catalog, testing
 from clipbranches.engine import SearchEngine
-from clipbranches.models import MODELS
+from clipbranches.learn.registry import MODELS
 
 N = 4000
 
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> SearchEngine:
-    codes = np.concatenate([c for c, _ in synthetic.codes(N, k=20, seed=5)])
+    codes = np.concatenate([c for c, _ in testing.codes(N, k=20, seed=5)])
     items = pl.DataFrame({"id": np.arange(N) * 3 + 7})
     path = tmp_path_factory.mktemp("labels") / "cat"
     Catalog.create(path, codes, items)

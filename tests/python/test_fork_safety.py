@@ -11,9 +11,10 @@ CHILD = textwrap.dedent(
     """
     import os, sys
     import numpy as np
-    from clipbranches import Box, synthetic
+    from clipbranches.store import Box
+    from clipbranches import testing
 
-    catalog = synthetic.make_catalog(sys.argv[1], 20000, k=10)
+    catalog = testing.make_catalog(sys.argv[1], 20000, k=10)
     catalog.build_index()
     boxes = [Box((0, 1), (0, 0), (200, 200), g) for g in range(3)]
     expected = np.sort(catalog.query_boxes(boxes).ids)  # the parent's worker threads now run

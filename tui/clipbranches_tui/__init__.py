@@ -38,7 +38,7 @@ def run(path: str | os.PathLike[str], *, renderer: str = "auto") -> None:
         library's own error, e.g. :class:`~clipbranches.CatalogNotFoundError`), raised before
         the terminal is taken over.
     """
-    from clipbranches.engine import SearchEngine
+    from clipbranches import SearchEngine
     from clipbranches_tui.app import ClipBranchesApp  # imports textual-image's renderers first
 
     name = renderer_name(renderer)

@@ -9,8 +9,7 @@ from pathlib import Path
 from textual.app import App
 from textual.binding import Binding
 
-from clipbranches import ClipBranchesError
-from clipbranches.engine import SearchEngine
+from clipbranches import ClipBranchesError, SearchEngine
 from clipbranches_tui.messages import CatalogPicked
 from clipbranches_tui.screens.help import HelpScreen
 from clipbranches_tui.screens.picker import CatalogPickerScreen

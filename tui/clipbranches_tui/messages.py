@@ -11,7 +11,7 @@ from pathlib import Path
 
 from textual.message import Message
 
-from clipbranches.engine import Results
+from clipbranches import Results
 
 __all__ = ["CardClicked", "CatalogPicked", "MoreLikeThisClicked", "SearchFailed", "SearchFinished"]
 
@@ -32,7 +32,7 @@ class MoreLikeThisClicked(Message):
 
 @dataclass
 class SearchFinished(Message):
-    """A backend call (search or fine-tune) returned; ``token`` says which request it answers."""
+    """A backend call (search or refine) returned; ``token`` says which request it answers."""
 
     token: int
     results: Results

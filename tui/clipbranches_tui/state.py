@@ -1,5 +1,5 @@
 """What the TUI knows, without Textual: the current results and page, the grid cursor, the
-labelling session, the fine-tune options and the request in flight.
+labelling session, the refine options and the request in flight.
 
 Kept free of Textual so that every rule of the interface (paging, cursor moves, what a key
 labels, option ranges, which answer is stale) is unit-tested without a terminal.
@@ -13,16 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
-from clipbranches import InvalidArgumentError
-from clipbranches.engine import STAGES, Results
-from clipbranches.models import DEFAULT_MODEL, MODELS
-from clipbranches.session import Label, Session
+from clipbranches import DEFAULT_K, Catalog, InvalidArgumentError, RefineOptions, Results, Session
+from clipbranches.engine import STAGES
+from clipbranches.learn import MODELS
+from clipbranches.session import Label
 
 __all__ = [
     "PAGE_SIZE",
     "RENDERERS",
-    "SEARCH_K",
-    "FineTuneOptions",
     "ItemQuery",
     "SearchState",
     "describe",
@@ -33,16 +31,12 @@ __all__ = [
 ]
 
 #: Cards per page of the grid.
-PAGE_SIZE = 60
-#: Items a first (nearest-neighbour) search asks for: one page, as the original's web UI shows.
-SEARCH_K = 60
+PAGE_SIZE = DEFAULT_K
 #: Preview renderers: textual-image's protocols, ``auto`` (detected) and ``none`` (text only).
 RENDERERS = ("auto", "kitty", "sixel", "halfcell", "unicode", "none")
 _RENDERER_ALIASES = {"tgp": "kitty", "text": "none"}
 #: The models the original's UI offers, first in the picker; the engine's others follow.
 _FIRST_MODELS = ("branch", "ensemble", "tree", "forest")
-#: A catalog directory holds this file (the catalog format's manifest).
-_MANIFEST = "manifest.json"
 _LABEL_CYCLE: dict[str, Label] = {"unlabeled": "positive", "positive": "negative", "negative": "unlabeled"}
 
 
@@ -67,9 +61,9 @@ def find_catalogs(path: str | os.PathLike[str]) -> list[Path]:
     own error about it.
     """
     root = Path(path)
-    if (root / _MANIFEST).is_file() or not root.is_dir():
+    if Catalog.is_catalog(root) or not root.is_dir():
         return [root]
-    return sorted(p for p in root.iterdir() if (p / _MANIFEST).is_file())
+    return sorted(p for p in root.iterdir() if Catalog.is_catalog(p))
 
 
 @dataclass(frozen=True)
@@ -92,43 +86,6 @@ def parse_query(text: str) -> str | ItemQuery:
     return query
 
 
-def _integer(value: str | int, name: str, low: int, high: int) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"{name} must be an integer from {low} to {high}, not {value!r}") from None
-    if not low <= number <= high:
-        raise InvalidArgumentError(f"{name} must be from {low} to {high}, not {number}")
-    return number
-
-
-@dataclass(frozen=True)
-class FineTuneOptions:
-    """The fine-tune panel's settings, validated (the engine's keyword arguments)."""
-
-    model: str = DEFAULT_MODEL
-    random_negatives: int = 500
-    negative_weight: int = 1
-
-    #: Ranges the panel offers (the engine accepts more random negatives; 5000 is the UI's cap).
-    RANDOM_NEGATIVES = (0, 5000)
-    NEGATIVE_WEIGHT = (1, 100)
-
-    @classmethod
-    def parse(cls, model: object, random_negatives: str | int, negative_weight: str | int) -> FineTuneOptions:
-        """Options from the panel's raw values; :class:`InvalidArgumentError` says what is wrong."""
-        if not isinstance(model, str) or model not in MODELS:
-            raise InvalidArgumentError(f"model is one of {', '.join(model_names())}, not {model!r}")
-        return cls(
-            model,
-            _integer(random_negatives, "random negatives", *cls.RANDOM_NEGATIVES),
-            _integer(negative_weight, "negative weight", *cls.NEGATIVE_WEIGHT),
-        )
-
-    def as_kwargs(self) -> dict[str, int | str]:
-        return {"model": self.model, "random_negatives": self.random_negatives, "negative_weight": self.negative_weight}
-
-
 def describe(results: Results) -> str:
     """What produced ``results``, in a few words."""
     params = results.params
@@ -139,7 +96,7 @@ def describe(results: Results) -> str:
         return f"like #{params['item']}" if "item" in params else f"like {params.get('path')}"
     if kind == "refine":
         pos, neg = len(params.get("positives", [])), len(params.get("negatives", []))
-        return f"fine-tuned {params.get('model')} on {pos}+/{neg}-"
+        return f"refined {params.get('model')} on {pos}+/{neg}-"
     return str(kind)
 
 
@@ -152,7 +109,7 @@ class SearchState:
     page: int = 0
     cursor: int = 0
     page_size: int = PAGE_SIZE
-    options: FineTuneOptions = field(default_factory=FineTuneOptions)
+    options: RefineOptions = field(default_factory=RefineOptions)
     #: Token of the backend call whose answer is awaited (0: none).
     pending: int = 0
     _issued: int = 0

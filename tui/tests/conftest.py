@@ -12,9 +12,8 @@ import pytest
 from PIL import Image
 from textual.pilot import Pilot
 
-from clipbranches import Catalog, synthetic
-from clipbranches.catalog import THUMBS_DIR
-from clipbranches.engine import SearchEngine
+from clipbranches import Catalog, SearchEngine, testing
+from clipbranches.store.catalog import THUMBS_DIR
 from clipbranches_tui.screens.search import SearchScreen
 
 N = 300
@@ -28,8 +27,8 @@ RGB = [(200, 40, 40), (40, 170, 60), (40, 70, 200), (240, 150, 30), (140, 50, 17
 def make_catalog(path: Path) -> Catalog:
     """``N`` synthetic items in ``CLUSTERS`` clusters; item ``i``'s caption and thumbnail
     colour name its cluster; the index is built."""
-    codes = np.concatenate([c for c, _ in synthetic.codes(N, k=CLUSTERS, seed=5)])
-    labels = synthetic.labels(N, k=CLUSTERS, seed=5)
+    codes = np.concatenate([c for c, _ in testing.codes(N, k=CLUSTERS, seed=5)])
+    labels = testing.labels(N, k=CLUSTERS, seed=5)
     ids = np.arange(N) + FIRST_ID
     captions = [f"{COLOURS[c]} thing {i}" for i, c in zip(ids, labels, strict=True)]
     items = pl.DataFrame({"id": ids, "caption": captions, "label": labels})
@@ -64,7 +63,7 @@ def engine(catalog_path: Path) -> SearchEngine:
 @pytest.fixture(scope="session")
 def clusters() -> np.ndarray:
     """The cluster of every row."""
-    return synthetic.labels(N, k=CLUSTERS, seed=5)
+    return testing.labels(N, k=CLUSTERS, seed=5)
 
 
 async def wait_idle(pilot: Pilot[None], timeout: float = 30.0) -> SearchScreen:

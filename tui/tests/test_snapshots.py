@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from clipbranches.engine import STAGES, Results, SearchEngine
+from clipbranches import Results
+from clipbranches.engine import STAGES, SearchEngine
 from clipbranches_tui.app import ClipBranchesApp
 from clipbranches_tui.screens.search import SearchScreen
 

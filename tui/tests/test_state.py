@@ -9,13 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from clipbranches import InvalidArgumentError
-from clipbranches.engine import SearchEngine
-from clipbranches.models import DEFAULT_MODEL, MODELS
-from clipbranches.session import Session
+from clipbranches import InvalidArgumentError, RefineOptions, SearchEngine, Session
+from clipbranches.learn import DEFAULT_MODEL, MODELS
 from clipbranches_tui.state import (
     PAGE_SIZE,
-    FineTuneOptions,
     ItemQuery,
     SearchState,
     find_catalogs,
@@ -62,20 +59,20 @@ def test_models_offer_the_original_four_first_then_every_other() -> None:
     assert sorted(names) == sorted(MODELS)
 
 
-def test_fine_tune_options_validate_ranges() -> None:
-    assert FineTuneOptions() == FineTuneOptions(DEFAULT_MODEL, 500, 1)
-    assert FineTuneOptions.parse("branch", "0", "100") == FineTuneOptions("branch", 0, 100)
-    assert FineTuneOptions.parse("forest", 5000, 1).random_negatives == 5000
+def test_refine_options_validate_ranges() -> None:
+    assert RefineOptions() == RefineOptions(DEFAULT_MODEL, 500, 1)
+    assert RefineOptions.parse("branch", "0", "100") == RefineOptions("branch", 0, 100)
+    assert RefineOptions.parse("forest", 10_000, 1).random_negatives == 10_000
     for bad, match in [
-        (("nope", "500", "1"), "model is one of"),
-        (("branch", "5001", "1"), "random negatives must be from 0 to 5000"),
-        (("branch", "-1", "1"), "random negatives"),
-        (("branch", "500", "0"), "negative weight must be from 1 to 100"),
-        (("branch", "500", "101"), "negative weight"),
-        (("branch", "", "1"), "must be an integer"),
+        (("nope", "500", "1"), "unknown model 'nope'; choose one of"),
+        (("branch", "10001", "1"), "random_negatives must be in 0..10,000"),
+        (("branch", "-1", "1"), "random_negatives"),
+        (("branch", "500", "0"), "negative_weight must be in 1..100"),
+        (("branch", "500", "101"), "negative_weight"),
+        (("branch", "", "1"), "must be a whole number"),
     ]:
         with pytest.raises(InvalidArgumentError, match=match):
-            FineTuneOptions.parse(*bad)
+            RefineOptions.parse(*bad)
 
 
 def test_find_catalogs(catalog_path: Path, tmp_path: Path) -> None:

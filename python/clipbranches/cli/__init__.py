@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from clipbranches.cli import build, search
+from clipbranches.embed.encoders.factory import SPEC_HELP
 from clipbranches.exceptions import ClipBranchesError
-from clipbranches.models import DEFAULT_MODEL, MODELS
+from clipbranches.learn.registry import DEFAULT_MODEL, MODELS
+from clipbranches.options import DEFAULT_K, RefineOptions
 
 __all__ = ["main", "parser"]
 
@@ -27,7 +29,7 @@ def _output(p: argparse.ArgumentParser) -> None:
 
 
 def _encoding(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--encoder", default="offline", help="offline | open_clip:MODEL[:PRETRAINED|random]")
+    p.add_argument("--encoder", default="offline", help=SPEC_HELP)
     p.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -89,7 +91,7 @@ def _search_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     s.add_argument("query", nargs="?", default=None, help="a text query")
     s.add_argument("--image", type=Path, default=None, help="an image file as the query")
     s.add_argument("--item", type=int, default=None, help="a catalog item id as the query")
-    s.add_argument("-k", "--k", type=int, default=60, help="how many neighbours")
+    s.add_argument("-k", "--k", type=int, default=DEFAULT_K, help="how many neighbours")
     s.set_defaults(run=search.search)
 
     r = sub.add_parser("refine", help="train a model on labels and apply it to the whole catalog")
@@ -97,8 +99,10 @@ def _search_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     r.add_argument("--positive", type=int, nargs="+", default=[], metavar="ID")
     r.add_argument("--negative", type=int, nargs="+", default=[], metavar="ID")
     r.add_argument("--model", default=DEFAULT_MODEL, help=f"one of {', '.join(MODELS)} (default {DEFAULT_MODEL})")
-    r.add_argument("--random-negatives", type=int, default=500)
-    r.add_argument("--negative-weight", type=int, default=1)
+    low, high = RefineOptions.RANDOM_NEGATIVES
+    r.add_argument("--random-negatives", type=int, default=RefineOptions.random_negatives, help=f"{low}..{high}")
+    low, high = RefineOptions.NEGATIVE_WEIGHT
+    r.add_argument("--negative-weight", type=int, default=RefineOptions.negative_weight, help=f"{low}..{high}")
     r.add_argument("--seed", type=int, default=None, help="default: a fresh one (recorded in the session)")
     r.add_argument("--rules", action="store_true", help="print the model's rules and SQL (branch, ensemble)")
     r.add_argument("--export", type=Path, default=None, help="also write every result (.parquet or .csv)")
@@ -112,7 +116,7 @@ def _search_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     e.add_argument("--labels", action="store_true", help="write the labels instead of the results")
     e.set_defaults(run=search.export)
 
-    u = sub.add_parser("tui", help="the terminal UI (search, label, fine-tune)")
+    u = sub.add_parser("tui", help="the terminal UI (search, label, refine)")
     u.add_argument("catalog", type=Path, help="a catalog, or a folder of catalogs")
     u.add_argument("--renderer", default="auto", help="image previews: auto, kitty, sixel, halfcell, none")
     u.set_defaults(run=search.tui)
@@ -122,8 +126,8 @@ def _search_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     d.add_argument("--dataset", choices=("openclipart", "fashion-mnist"), default="openclipart")
     d.add_argument("--limit", type=int, default=None, help="use only this many images (spread over classes)")
     d.add_argument("--epochs", type=int, default=30, help="head training epochs")
-    d.add_argument("--encoder", default="offline", help="offline | open_clip:MODEL[:PRETRAINED] (real CLIP weights)")
-    d.add_argument("--no-tui", action="store_true", help="print a text search and one fine-tuning round instead")
+    d.add_argument("--encoder", default="offline", help=f"{SPEC_HELP} (real CLIP weights)")
+    d.add_argument("--no-tui", action="store_true", help="print a text search and one refine round instead")
     d.add_argument("--query", default=None, help="the text round's query (default: the dataset's)")
     d.add_argument("--model", default=None, help=f"the text round's model (default {DEFAULT_MODEL})")
     d.add_argument("--renderer", default="auto", help="image previews: auto, kitty, sixel, halfcell, none")

@@ -5,45 +5,27 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from clipbranches.catalog import HEAD_FILE, THUMBS_DIR, Catalog
 from clipbranches.exceptions import ClipBranchesError, InvalidArgumentError
+from clipbranches.store.catalog import HEAD_FILE, THUMBS_DIR, Catalog
 
-if TYPE_CHECKING:
-    from clipbranches.encoders import Encoder
-
-__all__ = ["emit", "index", "info", "ingest", "make_encoder", "train_head", "verify"]
-
-
-def make_encoder(spec: str, device: str | None) -> Encoder:
-    """``offline`` or ``open_clip:MODEL[:PRETRAINED]`` (PRETRAINED: a tag, a checkpoint path,
-    or ``random``)."""
-    from clipbranches.encoders import OfflineEncoder, OpenClipEncoder
-
-    if spec == "offline":
-        return OfflineEncoder(device=device)
-    kind, _, rest = spec.partition(":")
-    if kind == "open_clip" and rest:
-        model, _, pretrained = rest.partition(":")
-        weights = None if pretrained == "random" else (pretrained or "openai")
-        return OpenClipEncoder(model, weights, device=device)
-    raise InvalidArgumentError(f"unknown encoder {spec!r}: use 'offline' or 'open_clip:MODEL[:PRETRAINED|random]'")
+__all__ = ["emit", "index", "info", "ingest", "train_head", "verify"]
 
 
 def train_head(args: argparse.Namespace) -> int:
-    from clipbranches.encoders.files import encode_files
-    from clipbranches.head import HeadConfig, TrainConfig, save_heads, train_heads
-    from clipbranches.ingest import list_source
+    from clipbranches.embed.encoders import encode_files, make_encoder
+    from clipbranches.embed.head import HeadConfig, TrainConfig, save_heads, train_heads
+    from clipbranches.embed.ingest import list_source
 
     listing = list_source(args.pairs)
     captions = listing["caption"].to_list()
     keep = [i for i, c in enumerate(captions) if c]
     if len(keep) < 10:
         raise InvalidArgumentError(f"{args.pairs}: {len(keep)} images with captions; at least 10 are needed")
-    encoder = make_encoder(args.encoder, args.device)
+    encoder = make_encoder(args.encoder, device=args.device)
     uris = [listing["uri"][i] for i in keep]
     start = time.perf_counter()
     parts = list(encode_files(encoder, uris, batch_size=args.batch_size, progress=not args.quiet))
@@ -68,10 +50,11 @@ def train_head(args: argparse.Namespace) -> int:
 
 
 def ingest(args: argparse.Namespace) -> int:
-    from clipbranches.head import load_heads
-    from clipbranches.ingest import ingest as run
+    from clipbranches.embed.encoders import make_encoder
+    from clipbranches.embed.head import load_heads
+    from clipbranches.embed.ingest import ingest as run
 
-    encoder = make_encoder(args.encoder, args.device)
+    encoder = make_encoder(args.encoder, device=args.device)
     heads = load_heads(args.head, device=getattr(encoder, "device", "cpu"))
     catalog, report = run(
         args.source,

@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from clipbranches.engine import Results, SearchEngine
-from clipbranches.exceptions import InvalidArgumentError, SessionFormatError
+from clipbranches.engine import SearchEngine
+from clipbranches.exceptions import InvalidArgumentError, MissingDependencyError, SessionFormatError
+from clipbranches.results import Results
 from clipbranches.session import Session
 
 __all__ = ["demo", "export", "refine", "search", "tui"]
@@ -109,7 +110,7 @@ def refine(args: argparse.Namespace) -> int:
         results = engine.refine(args.positive, args.negative, **options)
     else:
         # New labels join the session's; ids are checked before the session changes.
-        engine.rows_of(args.positive + args.negative)
+        engine.catalog.find(args.positive + args.negative)
         session.label(args.positive, "positive")
         session.label(args.negative, "negative")
         results = session.refine(engine, **options)
@@ -131,7 +132,7 @@ def export(args: argparse.Namespace) -> int:
         import polars as pl
 
         ids = sorted(session.labels)
-        rows = engine.rows_of(ids)
+        rows = engine.catalog.find(ids)
         table = engine.catalog.items[rows.tolist()].with_columns(
             pl.Series("label", [session.labels[i] for i in ids], dtype=pl.String)
         )
@@ -156,21 +157,25 @@ def export(args: argparse.Namespace) -> int:
 
 
 def tui(args: argparse.Namespace) -> int:
-    try:
-        import clipbranches_tui
-    except ImportError as e:
-        raise InvalidArgumentError(
-            f"the terminal UI is not installed ({e}): pip install ./tui (or run `make setup`)"
-        ) from e
-    clipbranches_tui.run(args.catalog, renderer=args.renderer)
+    # The UI is another distribution (clipbranches-tui); it registers itself under the
+    # ``clipbranches.ui`` entry point, so the library never imports it by name.
+    from importlib.metadata import entry_points
+
+    found = entry_points(group="clipbranches.ui", name="tui")
+    if not found:
+        raise MissingDependencyError(
+            "the terminal UI is not installed: pip install 'clipbranches[tui]' (or ./tui from the repository)"
+        )
+    run = next(iter(found)).load()
+    run(args.catalog, renderer=args.renderer)
     return 0
 
 
 def demo(args: argparse.Namespace) -> int:
-    from clipbranches.cli.build import make_encoder
     from clipbranches.demo import DATASETS, build_demo, demo_round
+    from clipbranches.embed.encoders import make_encoder
 
-    encoder = None if args.encoder == "offline" else make_encoder(args.encoder, None)
+    encoder = None if args.encoder == "offline" else make_encoder(args.encoder)
     path = build_demo(
         args.dir, args.dataset, limit=args.limit, epochs=args.epochs, encoder=encoder, progress=not args.quiet
     )
@@ -178,7 +183,7 @@ def demo(args: argparse.Namespace) -> int:
     if no_tui:
         if not args.no_tui:
             print("no terminal here: running the demo without the UI (--no-tui)", file=sys.stderr)
-        _, query, wanted = DATASETS[args.dataset]
+        query, wanted = DATASETS[args.dataset]
         demo_round(SearchEngine.open(path), args.query or query, wanted, model=args.model)
         return 0
     print(f"opening the terminal UI on {path} (press ? for the keys, ctrl+q to quit)")

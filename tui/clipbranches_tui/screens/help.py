@@ -17,7 +17,7 @@ __all__ = ["HelpScreen"]
 MOUSE = [
     ("click a card", "select it and cycle its label: none -> positive -> negative -> none"),
     ("click 'more like this'", "search for items like that card"),
-    ("click 'Fine-tune search'", "fine-tune on the labels with the panel's settings"),
+    ("click 'Refine search'", "refine on the labels with the panel's settings"),
 ]
 QUERY = [
     ("text", "search by text (catalogs made by `clipbranches ingest`)"),

@@ -1,6 +1,6 @@
-"""The search screen: query box, catalog name and size, result grid, fine-tune panel, status.
+"""The search screen: query box, catalog name and size, result grid, refine panel, status.
 
-Backend calls (searches, fine-tuning) run in a worker thread; the native core releases the GIL,
+Backend calls (searches, refining) run in a worker thread; the native core releases the GIL,
 so the screen stays live. Each call carries a token from :class:`SearchState`: Escape stops
 waiting by forgetting the token, and an answer that arrives later is dropped.
 """
@@ -18,26 +18,24 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Static
 
-from clipbranches import ClipBranchesError
-from clipbranches.engine import Results, SearchEngine
-from clipbranches.session import Session
+from clipbranches import DEFAULT_K, ClipBranchesError, RefineOptions, Results, SearchEngine, Session
 from clipbranches_tui.messages import CardClicked, MoreLikeThisClicked, SearchFailed, SearchFinished
 from clipbranches_tui.screens.export import ExportScreen
 from clipbranches_tui.screens.rules import RulesScreen
-from clipbranches_tui.state import SEARCH_K, FineTuneOptions, ItemQuery, SearchState, describe, parse_query
-from clipbranches_tui.widgets.finetune import FineTunePanel
+from clipbranches_tui.state import ItemQuery, SearchState, describe, parse_query
 from clipbranches_tui.widgets.grid import ResultsGrid
+from clipbranches_tui.widgets.refine import RefinePanel
 from clipbranches_tui.widgets.status import StatusBar
 
 __all__ = ["SearchScreen"]
 
 
 class SearchScreen(Screen[None]):
-    """Search, label, fine-tune and page through the results of one catalog."""
+    """Search, label, refine and page through the results of one catalog."""
 
     BINDINGS = [
         Binding("slash", "focus_query", "Query"),
-        Binding("f", "fine_tune", "Fine-tune"),
+        Binding("f", "refine", "Refine"),
         Binding("right_square_bracket,pagedown", "page(1)", "Next page"),
         Binding("left_square_bracket,pageup", "page(-1)", "Prev page"),
         Binding("u,ctrl+z", "undo", "Undo"),
@@ -57,7 +55,7 @@ class SearchScreen(Screen[None]):
         self.title_bar = Static(f"{catalog.path.name}  ·  {len(catalog):,} items  ·  {index}", id="catalog")
         self.query_input = Input(placeholder="text query, or #ID to search like item ID", id="query")
         self.grid = ResultsGrid(renderer, id="grid")
-        self.panel = FineTunePanel(self.state.options, id="finetune")
+        self.panel = RefinePanel(self.state.options, id="refine-panel")
         self.status = StatusBar(id="status")
 
     def compose(self) -> ComposeResult:
@@ -125,11 +123,11 @@ class SearchScreen(Screen[None]):
         if event.input is self.query_input:
             self.search(event.value)
         else:
-            self.action_fine_tune()
+            self.action_refine()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button is self.panel.button:
-            self.action_fine_tune()
+            self.action_refine()
 
     def search(self, text: str) -> None:
         """Run the query box's query: a text search, or ``#ID`` to search like an item."""
@@ -141,10 +139,10 @@ class SearchScreen(Screen[None]):
         if isinstance(query, ItemQuery):
             self.search_like(query.item_id)
         else:
-            self._submit(f"searching {query!r}", partial(self.engine.search_text, query, k=SEARCH_K))
+            self._submit(f"searching {query!r}", partial(self.engine.search_text, query, k=DEFAULT_K))
 
     def search_like(self, item_id: int) -> None:
-        self._submit(f"searching like #{item_id}", partial(self.engine.search_image, item_id, k=SEARCH_K))
+        self._submit(f"searching like #{item_id}", partial(self.engine.search_image, item_id, k=DEFAULT_K))
 
     def action_more_like_this(self) -> None:
         item_id = self.state.current_id()
@@ -154,24 +152,17 @@ class SearchScreen(Screen[None]):
     def on_more_like_this_clicked(self, message: MoreLikeThisClicked) -> None:
         self.search_like(message.item_id)
 
-    def action_fine_tune(self) -> None:
+    def action_refine(self) -> None:
         try:
-            options = FineTuneOptions.parse(*self.panel.raw())
+            options = RefineOptions.parse(*self.panel.raw())
             self.state.check_can_refine()
         except ClipBranchesError as err:
             self.status.say(str(err), error=True)
             return
         self.state.options = options
         pos, neg = self.state.session.positives, self.state.session.negatives
-        call = partial(
-            self.engine.refine,
-            pos,
-            neg,
-            model=options.model,
-            random_negatives=options.random_negatives,
-            negative_weight=options.negative_weight,
-        )
-        self._submit(f"fine-tuning {options.model} on {len(pos)} positive, {len(neg)} negative", call)
+        call = partial(self.engine.refine, pos, neg, options)
+        self._submit(f"refining {options.model} on {len(pos)} positive, {len(neg)} negative", call)
 
     # -- grid, pages, labels -----------------------------------------------------------------
 
@@ -249,7 +240,7 @@ class SearchScreen(Screen[None]):
 
     def action_rules(self) -> None:
         if self.state.results is None:
-            self.status.say("no results yet: search and fine-tune first", error=True)
+            self.status.say("no results yet: search and refine first", error=True)
             return
         try:
             rules = self.state.results.rules()

@@ -1,0 +1,24 @@
+"""The 32-d heads that map frozen tower features into one shared, quantizable space.
+
+Two MLPs (image, text) from the towers' dims to ``out_dim`` (32), batch norm + ReLU between
+layers, unit-norm outputs, trained on cached tower features with the symmetric CLIP loss over a
+learnable temperature plus ``lambda x`` KoLeo. torch loads when this package is imported, never
+with ``import clipbranches``.
+"""
+
+from clipbranches.embed.head.loss import clip_loss, koleo_loss
+from clipbranches.embed.head.model import HeadConfig, Heads
+from clipbranches.embed.head.store import load_heads, save_heads
+from clipbranches.embed.head.train import TrainConfig, TrainResult, train_heads
+
+__all__ = [
+    "HeadConfig",
+    "Heads",
+    "TrainConfig",
+    "TrainResult",
+    "clip_loss",
+    "koleo_loss",
+    "load_heads",
+    "save_heads",
+    "train_heads",
+]

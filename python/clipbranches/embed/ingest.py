@@ -1,0 +1,159 @@
+"""Ingest an image collection into a catalog: list, encode, apply the image head, quantize,
+write (through the store API), with thumbnails for the UI.
+
+Resumable: work happens in chunks (:mod:`clipbranches.embed.chunks`) inside a work directory next to
+the target (``.<name>.ingest``); each finished chunk is written atomically, so after a Ctrl-C or
+a kill the next run with the same source continues from the last finished chunk. The
+catalog itself is written only at the end, by :meth:`Catalog.create` (hidden sibling + atomic
+rename), so no half-written catalog ever stands at the target.
+
+Sources: a folder of images (recursively; a sidecar ``<stem>.txt`` gives the caption), or a CSV
+/ parquet file with a ``path`` (or ``uri`` / ``url``) column and an optional ``caption`` column;
+relative paths are taken from the table's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from clipbranches.embed.chunks import EncodeReport, encode_resumable
+from clipbranches.embed.codes import project, write_catalog
+from clipbranches.exceptions import CatalogExistsError, InvalidArgumentError
+from clipbranches.store.catalog import Catalog
+from clipbranches.store.quantize import FixedRangeQuantizer
+
+if TYPE_CHECKING:
+    from clipbranches.embed.encoders import Encoder
+    from clipbranches.embed.head import Heads
+
+__all__ = ["IMAGE_SUFFIXES", "IngestReport", "ingest", "list_source"]
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
+
+
+@dataclass
+class IngestReport(EncodeReport):
+    """What an ingest did: items written, files skipped (with why), chunks reused from an
+    interrupted run."""
+
+    items: int = 0
+
+
+def list_source(source: str | os.PathLike[str]) -> pl.DataFrame:
+    """The items to ingest, as ``uri`` (absolute path or URL) and ``caption`` (may be null)."""
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        captions = []
+        for p in files:
+            sidecar = p.with_suffix(".txt")
+            captions.append(sidecar.read_text(errors="replace").strip() if sidecar.is_file() else None)
+        return pl.DataFrame(
+            {"uri": [str(p.resolve()) for p in files], "caption": captions},
+            schema={"uri": pl.String, "caption": pl.String},
+        )
+    if source.is_file() and source.suffix.lower() in (".csv", ".parquet"):
+        table = pl.read_csv(source) if source.suffix.lower() == ".csv" else pl.read_parquet(source)
+        column = next((c for c in ("path", "uri", "url") if c in table.columns), None)
+        if column is None:
+            raise InvalidArgumentError(f"{source}: needs a 'path', 'uri' or 'url' column, has {table.columns}")
+        uris = [
+            u if "://" in u else str((source.parent / u).resolve()) for u in table[column].cast(pl.String).to_list()
+        ]
+        caption_column = (
+            table["caption"].cast(pl.String)
+            if "caption" in table.columns
+            else pl.Series([None] * len(uris), dtype=pl.String)
+        )
+        return pl.DataFrame({"uri": uris, "caption": caption_column})
+    raise InvalidArgumentError(f"{source}: not a folder of images, a .csv or a .parquet file")
+
+
+def ingest(
+    source: str | os.PathLike[str],
+    catalog_path: str | os.PathLike[str],
+    *,
+    encoder: Encoder,
+    heads: Heads,
+    chunk_size: int = 1024,
+    batch_size: int = 64,
+    thumbnails: bool = True,
+    overwrite: bool = False,
+    progress: bool = False,
+    on_chunk: Callable[[int, int], None] | None = None,
+) -> tuple[Catalog, IngestReport]:
+    """Ingest ``source`` into a new catalog at ``catalog_path`` (see the module docstring).
+
+    ``heads`` maps the encoder's image features to the 32-d space (its config must match the
+    encoder's dims). Returns the opened catalog and what happened (skipped files with reasons,
+    chunks reused from an interrupted run). Item ids are 0..n-1 in source order, skipped files
+    left out; ``source_row`` keeps each item's row in the source listing.
+
+    ``on_chunk(done, chunks)`` is called after each chunk is safely written (progress for a
+    caller's own display; an exception raised there stops the ingest, resumable).
+    """
+    target = Path(catalog_path)
+    if target.exists() and not overwrite:
+        raise CatalogExistsError(f"{target} exists; pass overwrite=True to replace it")
+    if heads.config.image_dim != encoder.image_dim:
+        raise InvalidArgumentError(
+            f"the head takes {heads.config.image_dim}-d image features, the encoder gives {encoder.image_dim}"
+        )
+    if chunk_size < 1 or batch_size < 1:
+        raise InvalidArgumentError("chunk_size and batch_size must be >= 1")
+    listing = list_source(source)
+    work = target.with_name(f".{target.name}.ingest")
+    fingerprint = {
+        "listing": listing.hash_rows().sum(),
+        "rows": len(listing),
+        "encoder": encoder.identity,
+        "head": heads.config.to_dict(),
+        "chunk": chunk_size,
+    }
+    heads.eval()
+    report = IngestReport()
+    positions, codes = encode_resumable(
+        encoder,
+        listing["uri"].to_list(),
+        work,
+        transform=_head_codes(heads),
+        width=heads.config.out_dim,
+        dtype=np.uint8,
+        fingerprint=fingerprint,
+        chunk_size=chunk_size,
+        batch_size=batch_size,
+        thumbnails=thumbnails,
+        progress=progress,
+        report=report,
+        on_chunk=on_chunk,
+    )
+    items = listing[positions.tolist()].with_columns(pl.Series("source_row", positions, dtype=pl.Int64))
+    items = items.with_row_index("id").with_columns(pl.col("id").cast(pl.Int64))
+
+    catalog = write_catalog(
+        target,
+        codes,
+        items,
+        encoder=encoder.identity,
+        heads=heads,
+        thumbnails=(work / "thumbs", positions) if thumbnails else None,
+        overwrite=overwrite,
+    )
+    shutil.rmtree(work, ignore_errors=True)
+    report.items = len(catalog)
+    return catalog, report
+
+
+def _head_codes(heads: Heads) -> Callable[[NDArray[np.float32]], NDArray[np.uint8]]:
+    """Image features -> the head's unit vectors -> uint8 codes (the paper's quantizer)."""
+    quantizer = FixedRangeQuantizer()
+    return lambda features: project(heads, features, "image", quantizer)

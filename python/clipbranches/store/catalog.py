@@ -1,0 +1,479 @@
+"""Catalogs: the memory-mapped codes of every item plus their metadata (format version 1).
+
+A catalog is a directory: ``manifest.json``, ``codes.u8`` (N x dim uint8, row-major),
+``items.parquet`` (one row per item, in code order). The native core owns the format; this
+module is the Python face of it: streaming creation, cheap opening, zero-copy access.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from clipbranches import _core
+from clipbranches.exceptions import (
+    CatalogFormatError,
+    DimensionMismatchError,
+    IndexNotFoundError,
+    InvalidArgumentError,
+    UnknownItemError,
+)
+from clipbranches.store.boxes import Box, BoxHits
+from clipbranches.store.index import INDEX_FILE, Index, _csr
+from clipbranches.store.quantize import CalibratedQuantizer, FixedRangeQuantizer, Quantizer, quantizer_from_params
+
+__all__ = ["HEAD_FILE", "ITEM_COLUMNS", "THUMBS_DIR", "Catalog"]
+
+#: The standard item columns and their types; a catalog may carry more (e.g. ``label``).
+ITEM_COLUMNS: dict[str, type[pl.DataType]] = {
+    "id": pl.Int64,
+    "uri": pl.String,
+    "caption": pl.String,
+    "width": pl.Int32,
+    "height": pl.Int32,
+}
+
+CodesInput = NDArray[np.uint8] | Iterable[NDArray[np.uint8]]
+
+
+#: The file that makes a directory a catalog (the format's manifest, written last).
+MANIFEST_FILE = "manifest.json"
+#: Files a catalog may carry beside its codes and items (written by ingest through ``attach``).
+HEAD_FILE = "head.safetensors"
+THUMBS_DIR = "thumbs"
+
+
+class Catalog:
+    """An open, read-only catalog.
+
+    Use :meth:`open` or :meth:`create`; the constructor is internal.
+
+    Attributes
+    ----------
+    codes : numpy.ndarray
+        uint8 ``(len(catalog), dim)``, a read-only view of the memory-mapped codes (no copy).
+    items : polars.DataFrame
+        One row per item, in code order (read on first access).
+    """
+
+    def __init__(self, core: _core.Catalog) -> None:
+        self._core = core
+        self._manifest: dict[str, Any] = json.loads(core.manifest_json())
+        self._codes: NDArray[np.uint8] | None = None
+        self._items: pl.DataFrame | None = None
+        self._index: Index | None = None
+        self._item_ids: NDArray[np.int64] | None = None
+        self._ids_are_rows: bool | None = None
+        self._id_order: NDArray[np.int64] | None = None
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Catalog:
+        """Open the catalog at ``path``.
+
+        Cheap whatever the size: it reads the manifest, checks every file's size and header,
+        and memory-maps the codes without reading them. :meth:`verify` checks the contents.
+
+        Raises
+        ------
+        CatalogNotFoundError, CatalogFormatError, CatalogIOError
+        """
+        catalog = cls(_core.Catalog.open(os.fspath(path)))
+        catalog._check_item_rows()
+        return catalog
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        codes: CodesInput,
+        items: pl.DataFrame | None = None,
+        *,
+        quantizer: Quantizer | None = None,
+        encoder: Mapping[str, Any] | None = None,
+        head: Mapping[str, Any] | None = None,
+        dim: int | None = None,
+        overwrite: bool = False,
+        attach: Callable[[Path], None] | None = None,
+    ) -> Catalog:
+        """Write a new catalog at ``path`` and open it.
+
+        Parameters
+        ----------
+        path
+            Target directory; its parent must exist. The catalog is written into a hidden
+            sibling and renamed into place at the end, so an interrupted create leaves any
+            previous catalog at ``path`` untouched.
+        codes
+            uint8 ``(n, dim)`` array, or an iterable of such chunks (streamed to disk one at a
+            time, so a 100M-item catalog never sits in memory). Quantize float embeddings first
+            (``quantizer.quantize(x)``).
+        items
+            One row per item in code order. Columns ``id`` (unique integers; row numbers if
+            absent), ``uri``, ``caption``, ``width``, ``height`` (nulls if absent) and any
+            others. ``None`` gives ids 0..n-1 and null metadata.
+        quantizer
+            How the codes were made (default: the paper's fixed range); stored in the manifest.
+        encoder, head
+            JSON-ready identities of the encoder and head that produced the embeddings.
+        dim
+            Code width; needed only when ``codes`` is an empty iterable.
+        overwrite
+            Replace an existing catalog at ``path`` (atomically). Without it, an existing
+            path is an error.
+        attach
+            Called with the staging directory once codes and items are written: put files that
+            belong with the catalog there (heads, thumbnails), so they appear with it atomically.
+
+        Raises
+        ------
+        CatalogExistsError, CatalogNotFoundError, DimensionMismatchError, InvalidArgumentError
+        """
+        quantizer = FixedRangeQuantizer() if quantizer is None else quantizer
+        if not isinstance(quantizer, Quantizer):
+            raise InvalidArgumentError(f"quantizer must be a Quantizer, got {type(quantizer).__name__}")
+        meta = _metadata_json(quantizer, encoder, head)
+        chunks = _code_chunks(codes)
+        first = next(chunks, None)
+        if first is not None:
+            width = int(first.shape[1])
+        elif dim is not None:
+            width = dim
+        else:
+            raise InvalidArgumentError("codes are empty: pass dim= to create an empty catalog")
+        if dim is not None and dim != width:
+            raise DimensionMismatchError(f"codes have {width} columns but dim={dim} was given")
+        quantizer.check_dim(width)
+        # With all codes in hand, check the items before writing anything; a stream's length is
+        # known only at its end.
+        if items is not None and not isinstance(items, pl.DataFrame):
+            raise InvalidArgumentError(f"items must be a polars DataFrame or None, not {type(items).__name__}")
+        table = _prepare_items(items, len(codes)) if isinstance(codes, np.ndarray) else None
+        writer = _core.CatalogWriter(os.fspath(path), width, overwrite)
+        try:
+            if first is not None:
+                writer.append(first)
+            for chunk in chunks:
+                writer.append(chunk)
+            if table is None:
+                table = _prepare_items(items, writer.count)
+            table.write_parquet(Path(writer.staging_dir) / "items.parquet")
+            if attach is not None:
+                attach(Path(writer.staging_dir))
+            writer.finish(meta)
+        except BaseException:
+            writer.abort()
+            raise
+        return cls.open(path)
+
+    @staticmethod
+    def is_catalog(path: str | os.PathLike[str]) -> bool:
+        """Whether ``path`` looks like a catalog directory (it has a manifest; :meth:`open`
+        checks the rest)."""
+        return (Path(path) / MANIFEST_FILE).is_file()
+
+    @property
+    def path(self) -> Path:
+        """The catalog directory."""
+        return Path(self._core.path)
+
+    @property
+    def dim(self) -> int:
+        """Bytes per code."""
+        return self._core.dim
+
+    def __len__(self) -> int:
+        return self._core.count
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """A copy of the parsed ``manifest.json``."""
+        return json.loads(json.dumps(self._manifest))
+
+    @property
+    def quantizer(self) -> FixedRangeQuantizer | CalibratedQuantizer:
+        """The quantizer the codes were made with (use it on queries too)."""
+        return quantizer_from_params(self._manifest["quantizer"])
+
+    @property
+    def encoder(self) -> dict[str, Any] | None:
+        """The encoder identity recorded at creation, or None."""
+        encoder: dict[str, Any] | None = self.manifest["encoder"]
+        return encoder
+
+    @property
+    def codes(self) -> NDArray[np.uint8]:
+        """Read-only uint8 ``(len(self), dim)`` view of the memory-mapped codes."""
+        if self._codes is None:
+            self._codes = self._core.codes()
+        return self._codes
+
+    @property
+    def items(self) -> pl.DataFrame:
+        """Item metadata, one row per code, read from ``items.parquet`` on first access."""
+        if self._items is None:
+            self._items = _read_items(self.path / "items.parquet")
+        return self._items
+
+    @property
+    def item_ids(self) -> NDArray[np.int64]:
+        """The ``id`` of every row (read-only), read from the items file on first access."""
+        if self._item_ids is None:
+            ids = self._items["id"] if self._items is not None else _read_ids(self.path / "items.parquet")
+            array = ids.to_numpy().astype(np.int64, copy=True)
+            array.flags.writeable = False
+            self._item_ids = array
+        return self._item_ids
+
+    def find(self, ids: Iterable[int], what: str = "item") -> NDArray[np.int64]:
+        """Catalog rows of item ``ids`` (in the given order).
+
+        Raises
+        ------
+        InvalidArgumentError
+            Ids that are not integers.
+        UnknownItemError
+            Ids the catalog does not have (the message names them, ``what`` says whose they
+            are: "positive", "negative", ...).
+        """
+        raw = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids)
+        if raw.size == 0:
+            return np.zeros(0, np.int64)
+        if raw.dtype == np.bool_ or not np.issubdtype(raw.dtype, np.integer):
+            raise InvalidArgumentError(f"{what} ids must be integers, got {raw.dtype}")
+        wanted = raw.astype(np.int64).ravel()
+        rows, found = self._lookup(wanted)
+        if not found.all():
+            missing = wanted[~found]
+            raise UnknownItemError(
+                f"{what} ids not in the catalog: {missing[:10].tolist()}{' ...' if len(missing) > 10 else ''}"
+            )
+        return rows
+
+    def _lookup(self, ids: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+        """Rows of item ``ids`` and whether each was found (rows of missing ids are 0)."""
+        item_ids = self.item_ids
+        n = len(item_ids)
+        if self._ids_are_rows is None:
+            self._ids_are_rows = bool(
+                n == 0 or (item_ids[0] == 0 and item_ids[-1] == n - 1 and (np.diff(item_ids) == 1).all())
+            )
+        if self._ids_are_rows:  # the common case (ids 0..n-1): no lookup table
+            found = (ids >= 0) & (ids < n)
+            return np.where(found, ids, 0), found
+        if self._id_order is None:
+            self._id_order = np.argsort(item_ids, kind="stable")
+        order = self._id_order
+        at = np.minimum(np.searchsorted(item_ids[order], ids), max(n - 1, 0))
+        found = item_ids[order][at] == ids if n else np.zeros(len(ids), bool)
+        return np.where(found, order[at], 0), found
+
+    def build_index(self, *, block_items: int = 4096) -> Index:
+        """Build the block index of this catalog (in parallel) and save it atomically to
+        ``<catalog>/index/blocks.cbi``, replacing any earlier one.
+
+        Parameters
+        ----------
+        block_items
+            Items per block (k-d tree leaf), a multiple of 128 up to 65536.
+        """
+        core = _core.BlockIndex.build(self.codes, self.codes_checksum, block_items)
+        core.save(self.path / INDEX_FILE)
+        self._index = Index(core)
+        return self._index
+
+    @property
+    def has_index(self) -> bool:
+        """Whether an index file exists (it may still be stale or corrupt)."""
+        return self._index is not None or (self.path / INDEX_FILE).is_file()
+
+    @property
+    def index(self) -> Index:
+        """The catalog's index, opened on first access (header and checksum checked).
+
+        Raises
+        ------
+        IndexNotFoundError, IndexFormatError, StaleIndexError
+        """
+        if self._index is None:
+            path = self.path / INDEX_FILE
+            if not path.is_file():
+                raise IndexNotFoundError(f"{self.path}: no index yet; build it with catalog.build_index()")
+            self._index = Index(_core.BlockIndex.open(path, self.codes_checksum))
+        return self._index
+
+    def query_boxes(self, boxes: Sequence[Box], *, method: Literal["auto", "index", "scan"] = "auto") -> BoxHits:
+        """Every item inside at least one of ``boxes``: ``(ids, box_counts, group_counts)``.
+
+        ``method="index"`` uses the block index, ``"scan"`` the fused scan of the codes (no
+        index needed), ``"auto"`` whichever :meth:`choose_method` predicts to be faster. Both
+        give the same hits; the scan lists them by ascending id, the index in index order.
+        """
+        if method not in ("auto", "index", "scan"):
+            raise InvalidArgumentError(f"method must be 'auto', 'index' or 'scan', got {method!r}")
+        if method == "auto":
+            method = self.choose_method(boxes)
+        if method == "index":
+            return self.index.query_boxes(boxes)
+        ids, box_counts, group_counts = _core.scan_boxes(self.codes, _csr(boxes))
+        return BoxHits(ids, box_counts, group_counts)
+
+    def choose_method(self, boxes: Sequence[Box]) -> Literal["index", "scan"]:
+        """The engine ``query_boxes(method="auto")`` uses: the scan without an index, otherwise
+        the one the index's cost model (:meth:`Index.estimate`) predicts to be faster."""
+        if not self.has_index:
+            return "scan"
+        index_ms, scan_ms = self.index.estimate(boxes)
+        return "scan" if scan_ms < index_ms else "index"
+
+    def nearest(self, query_codes: NDArray[np.uint8], k: int = 60) -> tuple[NDArray[np.uint32], NDArray[np.int64]]:
+        """Exact k nearest items by squared L2 over the codes, ties by smaller id.
+
+        Parameters
+        ----------
+        query_codes
+            uint8 ``(m, dim)`` or ``(dim,)``, quantized like the catalog (``catalog.quantizer``).
+        k
+            Neighbours per query; fewer if the catalog is smaller.
+
+        Returns
+        -------
+        distances : uint32 ``(m, k)``, ids : int64 ``(m, k)``, nearest first.
+        """
+        queries = np.asarray(query_codes)
+        if queries.dtype != np.uint8:
+            raise InvalidArgumentError(f"query codes must be uint8 (quantize first), got {queries.dtype}")
+        queries = np.ascontiguousarray(queries.reshape(1, -1) if queries.ndim == 1 else queries)
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise DimensionMismatchError(f"query codes have shape {queries.shape}; the catalog has dim {self.dim}")
+        if k < 1:
+            raise InvalidArgumentError(f"k must be at least 1, got {k}")
+        k = min(k, len(self))
+        if k == 0:
+            return np.zeros((len(queries), 0), np.uint32), np.zeros((len(queries), 0), np.int64)
+        distances, ids = _core.nearest(self.codes, queries, k)
+        return distances, ids.astype(np.int64)
+
+    @property
+    def codes_checksum(self) -> str:
+        """The BLAKE3 checksum of the codes file, as the manifest records it: what ties an index
+        or a saved session to this catalog's contents."""
+        checksum: str = self._manifest["files"]["codes.u8"]["blake3"]
+        return checksum
+
+    def verify(self) -> None:
+        """Checksum every data file against the manifest (reads the whole catalog).
+
+        Raises
+        ------
+        ChecksumError
+            A file's contents changed since the catalog was written.
+        """
+        self._core.verify()
+
+    def __repr__(self) -> str:
+        return f"Catalog({str(self.path)!r}, items={len(self)}, dim={self.dim})"
+
+    def _check_item_rows(self) -> None:
+        """The items table must have one row per code (reads only parquet metadata)."""
+        path = self.path / "items.parquet"
+        try:
+            rows = pl.scan_parquet(path).select(pl.len()).collect().item()
+        except (pl.exceptions.PolarsError, OSError) as err:
+            raise CatalogFormatError(f"{path}: unreadable parquet: {err}") from err
+        if rows != len(self):
+            raise CatalogFormatError(f"{path}: has {rows} rows but the catalog has {len(self)} codes")
+
+
+def _read_ids(path: Path) -> pl.Series:
+    try:
+        return pl.read_parquet(path, columns=["id"])["id"]
+    except (pl.exceptions.PolarsError, OSError) as err:
+        raise CatalogFormatError(f"{path}: unreadable parquet: {err}") from err
+
+
+def _read_items(path: Path) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as err:
+        raise CatalogFormatError(f"{path}: unreadable parquet: {err}") from err
+
+
+def _code_chunks(codes: CodesInput) -> Iterator[NDArray[np.uint8]]:
+    """Chunks of codes, each checked as it comes; the width is the first chunk's."""
+    if isinstance(codes, np.ndarray):
+        codes_iter: Iterator[Any] = iter((codes,))
+    elif isinstance(codes, Iterable) and not isinstance(codes, (str, bytes, Mapping)):
+        codes_iter = iter(codes)
+    else:
+        raise InvalidArgumentError(f"codes must be a uint8 array or an iterable of them, got {type(codes).__name__}")
+    first = next(codes_iter, None)
+    if first is None:
+        return
+    first = _check_chunk(first, None)
+    yield first
+    for chunk in codes_iter:
+        yield _check_chunk(chunk, first.shape[1])
+
+
+def _check_chunk(chunk: object, dim: int | None) -> NDArray[np.uint8]:
+    if not isinstance(chunk, np.ndarray):
+        raise InvalidArgumentError(f"a codes chunk is a {type(chunk).__name__}; expected a numpy uint8 array (n, dim)")
+    if chunk.dtype != np.uint8:
+        raise InvalidArgumentError(
+            f"codes have dtype {chunk.dtype}; expected uint8 "
+            "(quantize float embeddings first, e.g. FixedRangeQuantizer().quantize(x))"
+        )
+    if chunk.ndim != 2:
+        raise DimensionMismatchError(f"codes must be 2-D (n, dim), got shape {chunk.shape}")
+    if chunk.shape[1] == 0:
+        raise DimensionMismatchError(f"codes must have at least one column, got shape {chunk.shape}")
+    if dim is not None and chunk.shape[1] != dim:
+        raise DimensionMismatchError(f"a codes chunk has {chunk.shape[1]} columns, earlier chunks have {dim}")
+    return np.ascontiguousarray(chunk)
+
+
+def _metadata_json(quantizer: Quantizer, encoder: Mapping[str, Any] | None, head: Mapping[str, Any] | None) -> str:
+    for name, value in (("encoder", encoder), ("head", head)):
+        if value is not None and not isinstance(value, Mapping):
+            raise InvalidArgumentError(f"{name} must be a mapping (JSON object) or None, got {type(value).__name__}")
+    meta = {
+        "encoder": dict(encoder) if encoder is not None else None,
+        "quantizer": quantizer.params(),
+        "head": dict(head) if head is not None else None,
+    }
+    try:
+        return json.dumps(meta, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise InvalidArgumentError(f"encoder/head identities must be JSON-serialisable: {err}") from err
+
+
+def _prepare_items(items: pl.DataFrame | None, count: int) -> pl.DataFrame:
+    """Validate the items table against the codes and fill in the standard columns."""
+    if items is None:
+        items = pl.DataFrame({"id": pl.int_range(0, count, dtype=pl.Int64, eager=True)})
+    if items.height != count:
+        raise DimensionMismatchError(f"items has {items.height} rows but there are {count} codes (one row per code)")
+    if "id" not in items.columns:
+        items = items.with_row_index("id").with_columns(pl.col("id").cast(pl.Int64))
+    columns = []
+    for name, dtype in ITEM_COLUMNS.items():
+        if name not in items.columns:
+            columns.append(pl.lit(None, dtype=dtype).alias(name))
+            continue
+        actual = items.schema[name]
+        compatible = actual.is_integer() if dtype in (pl.Int64, pl.Int32) else actual in (pl.String, pl.Null)
+        if not compatible:
+            raise InvalidArgumentError(f"items column {name!r} has type {actual}; expected {dtype.__name__}")
+        columns.append(pl.col(name).cast(dtype))
+    items = items.with_columns(columns)
+    if items["id"].null_count() or items["id"].n_unique() != items.height:
+        raise InvalidArgumentError("items column 'id' must hold unique, non-null integers")
+    rest = [c for c in items.columns if c not in ITEM_COLUMNS]
+    return items.select([*ITEM_COLUMNS, *rest])

@@ -1,0 +1,133 @@
+"""The synthetic data every test and benchmark of the project uses.
+
+K centres drawn uniformly on the unit sphere in ``dim`` dimensions; each point is
+``normalise(centre + noise * standard_normal)`` for a uniformly drawn centre, whose index is the
+point's label; codes are quantized with the paper's fixed range.
+
+Points are generated in fixed blocks of :data:`BLOCK_ROWS`, labels and noise each from their own
+seeded stream, so the data is the same whatever chunking a consumer uses, and the first m points
+of a catalog of n are the m points of a catalog of m.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+from numpy.typing import ArrayLike, NDArray
+
+from clipbranches.exceptions import InvalidArgumentError
+from clipbranches.store.quantize import CalibratedQuantizer, FixedRangeQuantizer, Quantizer
+
+if TYPE_CHECKING:
+    from clipbranches.store.catalog import Catalog
+
+__all__ = ["BLOCK_ROWS", "centres", "codes", "embeddings", "labels", "make_catalog", "quantize_numpy"]
+
+#: Rows generated per block (one seed each).
+BLOCK_ROWS = 1 << 16
+
+
+def centres(k: int = 1000, dim: int = 32, seed: int = 0) -> NDArray[np.float32]:
+    """``k`` points uniform on the unit sphere in ``dim`` dimensions, float32 ``(k, dim)``."""
+    if k < 1 or dim < 1:
+        raise InvalidArgumentError(f"need k >= 1 and dim >= 1, got k={k}, dim={dim}")
+    rng = np.random.default_rng([seed, 0])
+    points = rng.standard_normal((k, dim))
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+
+
+def embeddings(
+    n: int, *, dim: int = 32, k: int = 1000, noise: float = 0.18, seed: int = 0
+) -> Iterator[tuple[NDArray[np.float32], NDArray[np.int32]]]:
+    """Unit-norm float32 points ``(rows, dim)`` and their int32 cluster labels, in blocks."""
+    if n < 0:
+        raise InvalidArgumentError(f"n must be >= 0, got {n}")
+    centre = centres(k, dim, seed)
+    for block, start in enumerate(range(0, n, BLOCK_ROWS)):
+        rows = min(BLOCK_ROWS, n - start)
+        labels = _block_labels(seed, block, rows, k)
+        gauss = np.random.default_rng([seed, block + 1, 1]).standard_normal((rows, dim), dtype=np.float32)
+        points = centre[labels] + np.float32(noise) * gauss
+        points /= np.linalg.norm(points, axis=1, keepdims=True)
+        yield points, labels
+
+
+def codes(
+    n: int,
+    *,
+    dim: int = 32,
+    k: int = 1000,
+    noise: float = 0.18,
+    seed: int = 0,
+    quantizer: Quantizer | None = None,
+) -> Iterator[tuple[NDArray[np.uint8], NDArray[np.int32]]]:
+    """uint8 codes ``(rows, dim)`` of :func:`embeddings` and their labels, in blocks."""
+    quantizer = FixedRangeQuantizer() if quantizer is None else quantizer
+    for points, labels in embeddings(n, dim=dim, k=k, noise=noise, seed=seed):
+        yield quantizer.quantize(points), labels
+
+
+def make_catalog(
+    path: str | os.PathLike[str],
+    n: int,
+    *,
+    dim: int = 32,
+    k: int = 1000,
+    noise: float = 0.18,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> Catalog:
+    """Create a synthetic catalog of ``n`` items; ``items`` has the cluster id in ``label``."""
+    from clipbranches.store.catalog import Catalog
+
+    stream = (block for block, _ in codes(n, dim=dim, k=k, noise=noise, seed=seed))
+    return Catalog.create(
+        path,
+        stream,
+        items=pl.DataFrame({"label": labels(n, k=k, seed=seed)}),
+        encoder={"name": "synthetic", "k": k, "noise": noise, "seed": seed},
+        dim=dim,
+        overwrite=overwrite,
+    )
+
+
+def labels(n: int, *, k: int = 1000, seed: int = 0) -> NDArray[np.int32]:
+    """The labels of the first ``n`` points, without generating the points."""
+    if n < 0:
+        raise InvalidArgumentError(f"n must be >= 0, got {n}")
+    blocks = [
+        _block_labels(seed, block, min(BLOCK_ROWS, n - start), k) for block, start in enumerate(range(0, n, BLOCK_ROWS))
+    ]
+    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int32)
+
+
+def _block_labels(seed: int, block: int, rows: int, k: int) -> NDArray[np.int32]:
+    """The labels of one block: their own stream, so they can be replayed without the points."""
+    return np.random.default_rng([seed, block + 1, 0]).integers(0, k, size=rows, dtype=np.int32)
+
+
+def quantize_numpy(quantizer: Quantizer, x: ArrayLike) -> NDArray[np.uint8]:
+    """The pure-numpy twin of ``quantizer.quantize(x)`` (the native kernel): the same bytes,
+    operation for operation, slower; the property tests hold the kernel to it."""
+    rows = np.asarray(x, dtype=np.float32)
+    single = rows.ndim == 1
+    rows = rows.reshape(1, -1) if single else rows
+    if np.isnan(rows).any():
+        r, d = (int(i) for i in np.argwhere(np.isnan(rows))[0])
+        raise InvalidArgumentError(f"invalid argument: NaN at row {r}, dimension {d}: embeddings must be numbers")
+    if isinstance(quantizer, FixedRangeQuantizer):
+        with np.errstate(over="ignore"):  # overflow to +-inf saturates, as in the kernel
+            scaled = rows * np.float32(quantizer.scale) + np.float32(quantizer.offset)
+    elif isinstance(quantizer, CalibratedQuantizer):
+        quantizer.check_dim(rows.shape[1])
+        inv = (np.float32(255.0) / (quantizer.high - quantizer.low)).astype(np.float32)
+        with np.errstate(over="ignore"):
+            scaled = np.rint((rows - quantizer.low) * inv)
+    else:
+        raise InvalidArgumentError(f"no numpy twin for {type(quantizer).__name__}")
+    codes = np.clip(scaled, 0, 255).astype(np.uint8)
+    return codes[0] if single else codes

@@ -1,0 +1,160 @@
+"""Ingest: a small folder with a corrupt image and a missing file, CSV sources, thumbnails,
+resume after an interruption, and bad inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from PIL import Image  # noqa: E402
+
+from clipbranches import CatalogExistsError, InvalidArgumentError  # noqa: E402
+from clipbranches.embed.encoders import Encoder  # noqa: E402
+from clipbranches.embed.head import HeadConfig, Heads, load_heads  # noqa: E402
+from clipbranches.embed.ingest import ingest, list_source  # noqa: E402
+
+
+class MeanColourEncoder(Encoder):
+    """A tiny deterministic encoder (per-channel means and stds), counting its calls."""
+
+    image_dim = 6
+    text_dim = 6
+
+    def __init__(self) -> None:
+        self.images_seen = 0
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return {"kind": "test-mean-colour"}
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        self.images_seen += len(images)
+        rows = [
+            np.concatenate([np.asarray(im, np.float32).mean((0, 1)), np.asarray(im, np.float32).std((0, 1))])
+            for im in images
+        ]
+        return np.array(rows, np.float32).reshape(-1, 6) / 255.0
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return np.zeros((len(texts), 6), np.float32)
+
+
+@pytest.fixture
+def heads() -> Heads:
+    torch.manual_seed(0)
+    return Heads(HeadConfig(6, 6, out_dim=32, hidden=(16,))).eval()
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    src = tmp_path / "photos"
+    (src / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(7):
+        where = src / "sub" if i % 3 == 0 else src
+        Image.fromarray(rng.integers(0, 256, (20 + i, 30, 3), dtype=np.uint8)).save(where / f"img{i}.png")
+        if i % 2 == 0:
+            (where / f"img{i}.txt").write_text(f"caption {i}\n")
+    (src / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (src / "notes.md").write_text("ignored: not an image")
+    return src
+
+
+def test_folder_ingest_skips_the_corrupt_image_and_writes_thumbnails(
+    tmp_path: Path, folder: Path, heads: Heads
+) -> None:
+    catalog, report = ingest(
+        folder, tmp_path / "cat", encoder=MeanColourEncoder(), heads=heads, chunk_size=3, batch_size=2
+    )
+    assert len(catalog) == 7
+    assert report.items == 7
+    assert [Path(p).name for p, _ in report.skipped] == ["broken.jpg"]
+    assert catalog.codes.shape == (7, 32)
+    items = catalog.items
+    assert items["id"].to_list() == list(range(7))
+    captions = dict(zip([Path(u).name for u in items["uri"]], items["caption"], strict=True))
+    assert captions["img2.png"] == "caption 2"
+    assert captions["img1.png"] is None
+    assert sorted(p.name for p in (catalog.path / "thumbs").iterdir()) == [f"{i}.jpg" for i in range(7)]
+    with Image.open(catalog.path / "thumbs" / "0.jpg") as thumb:
+        assert max(thumb.size) <= 160
+    assert catalog.manifest["encoder"] == {"kind": "test-mean-colour"}
+    assert load_heads(catalog.path / "head.safetensors").config == heads.config
+    assert not list(tmp_path.glob(".cat.ingest*")), "work dir removed"
+    catalog.verify()
+
+
+def test_csv_source_with_a_missing_file(tmp_path: Path, folder: Path, heads: Heads) -> None:
+    table = tmp_path / "list.csv"
+    pl.DataFrame(
+        {"path": ["photos/img1.png", "photos/nope.png", "photos/img2.png"], "caption": ["a", "b", "c"]}
+    ).write_csv(table)
+    listing = list_source(table)
+    assert listing["uri"].to_list()[1] == str((tmp_path / "photos" / "nope.png").resolve())
+    catalog, report = ingest(table, tmp_path / "cat", encoder=MeanColourEncoder(), heads=heads)
+    assert catalog.items["caption"].to_list() == ["a", "c"]
+    assert report.skipped == [(str((tmp_path / "photos" / "nope.png").resolve()), "file not found")]
+
+
+def test_url_sources_are_fetched(tmp_path: Path, folder: Path, heads: Heads) -> None:
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        table = tmp_path / "urls.parquet"
+        pl.DataFrame({"url": [f"{base}/img1.png", f"{base}/gone.png"]}).write_parquet(table)
+        catalog, report = ingest(table, tmp_path / "cat", encoder=MeanColourEncoder(), heads=heads)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(catalog) == 1
+    assert catalog.items["uri"].to_list() == [f"{base}/img1.png"]
+    assert report.skipped[0][0] == f"{base}/gone.png"
+    assert report.skipped[0][1].startswith("cannot fetch")
+
+
+def test_an_interrupted_ingest_resumes_from_its_last_chunk(tmp_path: Path, folder: Path, heads: Heads) -> None:
+    encoder = MeanColourEncoder()
+
+    def stop_after_second(done: int, chunks: int) -> None:
+        assert chunks == 3
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ingest(folder, tmp_path / "cat", encoder=encoder, heads=heads, chunk_size=3, on_chunk=stop_after_second)
+    assert not (tmp_path / "cat").exists(), "no catalog until the end"
+    seen_before = encoder.images_seen
+    assert seen_before == 5  # chunks 0 and 1: six files, one of them broken
+    catalog, report = ingest(folder, tmp_path / "cat", encoder=encoder, heads=heads, chunk_size=3)
+    assert report.resumed_chunks == 2
+    assert encoder.images_seen - seen_before == 2  # only the last chunk was encoded
+    fresh, _ = ingest(folder, tmp_path / "fresh", encoder=MeanColourEncoder(), heads=heads, chunk_size=3)
+    np.testing.assert_array_equal(catalog.codes, fresh.codes)
+
+
+def test_bad_inputs(tmp_path: Path, folder: Path, heads: Heads) -> None:
+    (tmp_path / "cat").mkdir()
+    with pytest.raises(CatalogExistsError):
+        ingest(folder, tmp_path / "cat", encoder=MeanColourEncoder(), heads=heads)
+    with pytest.raises(InvalidArgumentError, match="not a folder of images"):
+        ingest(tmp_path / "nothing.txt", tmp_path / "x", encoder=MeanColourEncoder(), heads=heads)
+    wrong = Heads(HeadConfig(12, 6, hidden=(8,)))
+    with pytest.raises(InvalidArgumentError, match="12-d image features"):
+        ingest(folder, tmp_path / "y", encoder=MeanColourEncoder(), heads=wrong)
+    table = tmp_path / "t.csv"
+    pl.DataFrame({"file": ["a.png"]}).write_csv(table)
+    with pytest.raises(InvalidArgumentError, match="'path', 'uri' or 'url' column"):
+        ingest(table, tmp_path / "z", encoder=MeanColourEncoder(), heads=heads)
