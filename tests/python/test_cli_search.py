@@ -106,7 +106,15 @@ def test_bad_input_is_named_and_exits_2(catalog: Path, tmp_path: Path, capsys: p
 def test_tui_not_installed_says_how_to_install(
     catalog: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "clipbranches_tui", None)  # import fails as if absent
+    import importlib.metadata
+
+    # Registered but broken: its import fails.
+    monkeypatch.setitem(sys.modules, "clipbranches_tui", None)
     code, _, err = run(capsys, "tui", catalog)
     assert code == 2
-    assert "terminal UI is not installed" in err
+    assert "terminal UI is installed but cannot be imported" in err
+    # Not installed at all: no entry point in the clipbranches.ui group.
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **_: ())
+    code, _, err = run(capsys, "tui", catalog)
+    assert code == 2
+    assert "terminal UI is not installed: pip install ./tui" in err

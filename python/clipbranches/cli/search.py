@@ -161,12 +161,14 @@ def tui(args: argparse.Namespace) -> int:
     # ``clipbranches.ui`` entry point, so the library never imports it by name.
     from importlib.metadata import entry_points
 
+    install = "pip install ./tui from the repository (`make setup` does)"
     found = entry_points(group="clipbranches.ui", name="tui")
     if not found:
-        raise MissingDependencyError(
-            "the terminal UI is not installed: pip install 'clipbranches[tui]' (or ./tui from the repository)"
-        )
-    run = next(iter(found)).load()
+        raise MissingDependencyError(f"the terminal UI is not installed: {install}")
+    try:
+        run = next(iter(found)).load()
+    except ImportError as e:  # registered, but it (or one of its dependencies) cannot be imported
+        raise MissingDependencyError(f"the terminal UI is installed but cannot be imported ({e}): {install}") from e
     run(args.catalog, renderer=args.renderer)
     return 0
 
