@@ -129,17 +129,17 @@ def run(n: int, workdir: Path, repeat: int) -> None:
     per_item = index.nbytes / n
 
     hits = {
-        name: len(catalog.query_boxes(b, method="index").ids)
+        name: len(catalog.query_boxes(b, method="index").rows)
         for name, b in [("1", one), ("30", model), ("750", ensemble)]
     }
     # The property tests prove index == scan on random boxes; here a spot check on 1 and 30 boxes
     # (the scan of 750 boxes takes tens of seconds at 10M).
     for b in (one, model):
-        by_index = np.sort(catalog.query_boxes(b, method="index").ids)
-        assert np.array_equal(by_index, catalog.query_boxes(b, method="scan").ids), "index and scan differ"
+        by_index = np.sort(catalog.query_boxes(b, method="index").rows)
+        assert np.array_equal(by_index, catalog.query_boxes(b, method="scan").rows), "index and scan differ"
     for b in narrow.values():
-        by_index = np.sort(catalog.query_boxes(b, method="index").ids)
-        assert np.array_equal(by_index, catalog.query_boxes(b, method="scan").ids), "index and scan differ"
+        by_index = np.sort(catalog.query_boxes(b, method="index").rows)
+        assert np.array_equal(by_index, catalog.query_boxes(b, method="scan").rows), "index and scan differ"
     reference = numpy_top_k(codes, query, 60)
     assert np.array_equal(catalog.nearest(query, 60)[1][0], reference), "top-60 differs from numpy"
 
@@ -165,7 +165,7 @@ def run(n: int, workdir: Path, repeat: int) -> None:
         rows.append(
             row("numpy brute force", lambda b: numpy_boxes(codes, b), lambda: numpy_top_k(codes, query, 60), False)
         )
-    narrow_hits = {name: len(catalog.query_boxes(b, method="index").ids) for name, b in narrow.items()}
+    narrow_hits = {name: len(catalog.query_boxes(b, method="index").rows) for name, b in narrow.items()}
 
     def narrow_ms(name: str, method: Literal["index", "scan"], reps: int) -> float:
         return timed(lambda: catalog.query_boxes(narrow[name], method=method), reps, warmup=reps > 1) * 1e3
@@ -214,12 +214,12 @@ def trained_models(catalog: Catalog, members: NDArray[np.int64], repeat: int) ->
         query = timed(functools.partial(catalog.query_boxes, boxes, method="index"), max(1, repeat), warmup=True)
         scan = timed(functools.partial(catalog.query_boxes, boxes, method="scan"), 1)
         hits = catalog.query_boxes(boxes, method="index")
-        accepted = learner.apply(catalog).ids
+        accepted = learner.apply(catalog).rows
         hit = len(np.intersect1d(accepted, members))
         f1 = 2 * hit / (len(accepted) + len(members)) if hit else 0.0
         print(
             f"| {name} | {len(boxes)} | {fit * 1e3:.1f} | {query * 1e3:.1f} | {scan * 1e3:,.1f} | "
-            f"{len(hits.ids):,} | {len(accepted):,} | {f1:.3f} |"
+            f"{len(hits.rows):,} | {len(accepted):,} | {f1:.3f} |"
         )
 
 

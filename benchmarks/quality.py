@@ -148,16 +148,16 @@ def evaluate(split: Split, factories: dict[str, Callable[[int], Model]], ps: lis
                     ranked = model.apply(catalog)
                     scores["fit ms"][name][p].append((mid - start) * 1e3)
                     scores["apply ms"][name][p].append((time.perf_counter() - mid) * 1e3)
-                    scores["F1"][name][p].append(f1(ranked.ids, truth))
+                    scores["F1"][name][p].append(f1(ranked.rows, truth))
                     full = getattr(model, "scores", None)
                     if full is not None:
                         everything = full(catalog)
                         order = np.lexsort((np.arange(len(everything)), -everything))
                         scores["F1@k"][name][p].append(f1(order[: len(truth)], truth))
                     else:
-                        order = ranked.ids
+                        order = ranked.rows
                     # P@60 is what the user sees: the answer's first page.
-                    scores["P@60"][name][p].append(float(truth_mask[ranked.ids[:PAGE]].sum() / PAGE))
+                    scores["P@60"][name][p].append(float(truth_mask[ranked.rows[:PAGE]].sum() / PAGE))
                     scores["AP"][name][p].append(average_precision(order, truth_mask))
                 d = squared_distances(catalog.codes, split.pool_codes[positives])
                 centroid = split.pool_codes[positives].astype(np.float64).mean(0)

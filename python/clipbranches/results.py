@@ -68,7 +68,7 @@ class Results:
         self._ranked = ranked
         self._head: Ranked | None = None  # the ranked best items, once a page asked for them
         self._lock = threading.Lock()
-        self._labelled = np.sort(self._pinned.ids) if labelled is None else labelled
+        self._labelled = np.sort(self._pinned.rows) if labelled is None else labelled
         self.total = len(self._pinned) + len(hits) if total is None else total
         self.timings = timings
         self.params = params
@@ -93,16 +93,16 @@ class Results:
         """The best ``k`` items, ranked (without ranking the rest)."""
         pinned = self._pinned
         if k <= len(pinned):
-            return Ranked(pinned.ids[:k], pinned.scores[:k], pinned.box_counts[:k])
+            return Ranked(pinned.rows[:k], pinned.scores[:k], pinned.box_counts[:k])
         rest = k - len(pinned)
         with self._lock:
             if self._ranked:
-                best = Ranked(self._hits.ids[:rest], self._hits.scores[:rest], self._hits.box_counts[:rest])
+                best = Ranked(self._hits.rows[:rest], self._hits.scores[:rest], self._hits.box_counts[:rest])
             else:
                 if self._head is None or len(self._head) < min(rest, len(self._hits)):
                     self._head = self._hits.top(rest)
                 head = self._head
-                best = Ranked(head.ids[:rest], head.scores[:rest], head.box_counts[:rest])
+                best = Ranked(head.rows[:rest], head.scores[:rest], head.box_counts[:rest])
         return concat(pinned, best)
 
     @property
@@ -113,7 +113,7 @@ class Results:
 
     @property
     def rows(self) -> NDArray[np.int64]:
-        return self._full().ids
+        return self._full().rows
 
     @property
     def ids(self) -> NDArray[np.int64]:
@@ -129,7 +129,7 @@ class Results:
             raise InvalidArgumentError(f"page needs n >= 0 and size >= 1, got n={n}, size={size}")
         head = self.head((n + 1) * size)
         sl = slice(n * size, (n + 1) * size)
-        part = Ranked(head.ids[sl], head.scores[sl], head.box_counts[sl])
+        part = Ranked(head.rows[sl], head.scores[sl], head.box_counts[sl])
         return Results(
             part,
             timings=self.timings,
@@ -195,8 +195,8 @@ def honour_labels(
     row), and the model's accepted items without any labelled item. Whatever the model, a
     round returns every labelled positive first and no labelled negative."""
     labelled = np.union1d(positives, negatives)
-    keep = ~np.isin(accepted.ids, labelled)
-    rest = Ranked(accepted.ids[keep], accepted.scores[keep], accepted.box_counts[keep])
+    keep = ~np.isin(accepted.rows, labelled)
+    rest = Ranked(accepted.rows[keep], accepted.scores[keep], accepted.box_counts[keep])
     rows = np.unique(positives)
     scores = np.asarray(model.score(codes[rows]), np.float64)
     order = np.lexsort((rows, -scores))

@@ -17,11 +17,11 @@ CHILD = textwrap.dedent(
     catalog = testing.make_catalog(sys.argv[1], 20000, k=10)
     catalog.build_index()
     boxes = [Box((0, 1), (0, 0), (200, 200), g) for g in range(3)]
-    expected = np.sort(catalog.query_boxes(boxes).ids)  # the parent's worker threads now run
+    expected = np.sort(catalog.query_boxes(boxes).rows)  # the parent's worker threads now run
     pid = os.fork()
     if pid == 0:  # the child has no worker threads: the library must not wait for them
-        ok = np.array_equal(np.sort(catalog.query_boxes(boxes).ids), expected)
-        ok &= np.array_equal(catalog.query_boxes(boxes, method="scan").ids, expected)
+        ok = np.array_equal(np.sort(catalog.query_boxes(boxes).rows), expected)
+        ok &= np.array_equal(catalog.query_boxes(boxes, method="scan").rows, expected)
         ok &= catalog.nearest(catalog.codes[:2], 5)[1][0, 0] == 0
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)

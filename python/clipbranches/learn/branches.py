@@ -135,10 +135,10 @@ class _BranchLearner:
             empty = np.zeros(0, np.uint16)
             return np.zeros(0, np.int64), empty, empty
         offsets, dims, lo, hi, groups = to_csr(self.boxes_)
-        ids, box_counts, group_counts = _core.scan_boxes(
+        rows, box_counts, group_counts = _core.scan_boxes(
             codes, {"offsets": offsets, "dims": dims, "lo": lo, "hi": hi, "groups": groups}
         )
-        return ids.astype(np.int64), box_counts, group_counts
+        return rows.astype(np.int64), box_counts, group_counts
 
 
 class DecisionBranch(_BranchLearner):
@@ -193,9 +193,9 @@ class DecisionBranch(_BranchLearner):
 
     def score_samples(self, x: ArrayLike) -> NDArray[np.float64]:
         """Number of boxes containing each row."""
-        ids, box_counts, _ = self._counts(x)
+        rows, box_counts, _ = self._counts(x)
         scores = np.zeros(len(_codes(x)))
-        scores[ids] = box_counts
+        scores[rows] = box_counts
         return scores
 
     def predict(self, x: ArrayLike) -> NDArray[np.bool_]:
@@ -207,7 +207,7 @@ class DecisionBranch(_BranchLearner):
         if not self.boxes_:
             return NOTHING
         hits = catalog.query_boxes(self.boxes_)
-        return Ranked(hits.ids.astype(np.int64), hits.box_counts.astype(np.float64), hits.box_counts)
+        return Ranked(hits.rows.astype(np.int64), hits.box_counts.astype(np.float64), hits.box_counts)
 
     def apply(self, catalog: Catalog) -> Ranked:
         """:meth:`accept`, ranked by box count (then id)."""
@@ -278,9 +278,9 @@ class BranchEnsemble(_BranchLearner):
 
     def score_samples(self, x: ArrayLike) -> NDArray[np.float64]:
         """Fraction of members whose union contains each row."""
-        ids, _, group_counts = self._counts(x)
+        rows, _, group_counts = self._counts(x)
         scores = np.zeros(len(_codes(x)))
-        scores[ids] = group_counts / self.n_members
+        scores[rows] = group_counts / self.n_members
         return scores
 
     def predict(self, x: ArrayLike) -> NDArray[np.bool_]:
@@ -294,7 +294,7 @@ class BranchEnsemble(_BranchLearner):
         hits = catalog.query_boxes(self.boxes_)
         scores = hits.group_counts / self.n_members
         keep = scores > self.threshold
-        return Ranked(hits.ids[keep].astype(np.int64), scores[keep], hits.box_counts[keep])
+        return Ranked(hits.rows[keep].astype(np.int64), scores[keep], hits.box_counts[keep])
 
     def apply(self, catalog: Catalog) -> Ranked:
         """:meth:`accept`, ranked by score, then box count, then id."""

@@ -129,9 +129,9 @@ class ScanModel:
 
         with ThreadPoolExecutor() as pool:
             parts = list(pool.map(chunk, range(0, len(codes), SCAN_CHUNK)))
-        ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+        rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
         scores = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0)
-        return Ranked(ids, scores, np.zeros(len(ids), np.uint16))
+        return Ranked(rows, scores, np.zeros(len(rows), np.uint16))
 
 
 def _sklearn(model: str) -> Any:

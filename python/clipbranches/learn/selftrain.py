@@ -147,8 +147,8 @@ class SelfTrainedLinear:
                 t, codes[np.sort(pos)], codes[neg], pseudo_weight=self.pseudo_weight, c=self.c
             )
         self.final = model
-        ids, scores = self._accept(model, codes)
-        return Ranked(ids, scores, np.zeros(len(ids), np.uint16))
+        rows, scores = self._accept(model, codes)
+        return Ranked(rows, scores, np.zeros(len(rows), np.uint16))
 
 
 def _sample_outside(rng: np.random.Generator, n: int, inside: NDArray[np.int64], size: int) -> NDArray[np.int64]:

@@ -30,7 +30,7 @@ class TrainingSet:
 
     Attributes
     ----------
-    ids : int64 (m,)
+    rows : int64 (m,)
         The catalog row of each training row.
     codes : uint8 (m, dim)
     labels : bool (m,)
@@ -40,14 +40,14 @@ class TrainingSet:
         (a uniform sample of the catalog: some of them belong to the class).
     """
 
-    ids: NDArray[np.int64]
+    rows: NDArray[np.int64]
     codes: NDArray[np.uint8]
     labels: NDArray[np.bool_]
     weights: NDArray[np.float64]
     labelled: NDArray[np.bool_]
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.rows)
 
     @property
     def positives(self) -> int:
@@ -56,7 +56,7 @@ class TrainingSet:
 
 
 def random_pool(n_items: int, size: int = MAX_RANDOM_NEGATIVES) -> NDArray[np.int64]:
-    """The fixed random pool of a catalog of ``n_items``: ``min(size, n_items)`` distinct ids."""
+    """The fixed random pool of a catalog of ``n_items``: ``min(size, n_items)`` distinct rows."""
     rng = np.random.default_rng(POOL_SEED)
     if n_items <= size:
         return rng.permutation(n_items).astype(np.int64)
@@ -92,8 +92,8 @@ def build_training_set(
     if not isinstance(codes, np.ndarray) or codes.dtype != np.uint8 or codes.ndim != 2:
         raise DimensionMismatchError("codes must be a (n, dim) uint8 array (a catalog's codes)")
     n = len(codes)
-    pos = _ids("positive", positives, n)
-    neg = _ids("negative", negatives, n)
+    pos = _rows("positive", positives, n)
+    neg = _rows("negative", negatives, n)
     if len(pos) == 0:
         raise InvalidArgumentError("at least one positive is required to train a model")
     both = np.intersect1d(pos, neg)
@@ -105,26 +105,26 @@ def build_training_set(
     pool = pool[~np.isin(pool, pos) & ~np.isin(pool, neg)]
     rng = np.random.default_rng(seed)
     drawn = np.sort(rng.choice(pool, size=min(random_negatives, len(pool)), replace=False))
-    ids = np.concatenate([pos, neg, drawn])
-    labels = np.zeros(len(ids), dtype=bool)
+    rows = np.concatenate([pos, neg, drawn])
+    labels = np.zeros(len(rows), dtype=bool)
     labels[: len(pos)] = True
-    weights = np.ones(len(ids))
+    weights = np.ones(len(rows))
     weights[len(pos) : len(pos) + len(neg)] = float(negative_weight)
-    labelled = np.zeros(len(ids), dtype=bool)
+    labelled = np.zeros(len(rows), dtype=bool)
     labelled[: len(pos) + len(neg)] = True
     return TrainingSet(
-        ids=ids, codes=np.ascontiguousarray(codes[ids]), labels=labels, weights=weights, labelled=labelled
+        rows=rows, codes=np.ascontiguousarray(codes[rows]), labels=labels, weights=weights, labelled=labelled
     )
 
 
-def _ids(kind: str, values: Iterable[int], n: int) -> NDArray[np.int64]:
+def _rows(kind: str, values: Iterable[int], n: int) -> NDArray[np.int64]:
     raw = np.asarray(list(values) if not isinstance(values, np.ndarray) else values)
     if raw.size == 0:
         return np.zeros(0, np.int64)
     if raw.dtype == np.bool_ or not np.issubdtype(raw.dtype, np.integer):
-        raise InvalidArgumentError(f"{kind} ids must be integers, got {raw.dtype}")
-    ids = np.unique(raw.astype(np.int64).ravel())
-    bad = ids[(ids < 0) | (ids >= n)]
+        raise InvalidArgumentError(f"{kind} rows must be integers, got {raw.dtype}")
+    rows = np.unique(raw.astype(np.int64).ravel())
+    bad = rows[(rows < 0) | (rows >= n)]
     if len(bad):
-        raise InvalidArgumentError(f"{kind} ids out of range 0..{n - 1}: {bad[:10].tolist()}")
-    return ids
+        raise InvalidArgumentError(f"{kind} rows out of range 0..{n - 1}: {bad[:10].tolist()}")
+    return rows

@@ -41,12 +41,12 @@ class Box:
 class BoxHits(NamedTuple):
     """Every item inside at least one box.
 
-    Ids come ascending from the scan and in index (k-d tree leaf) order from the index: both
-    deterministic; ``np.argsort(hits.ids)`` gives catalog order.
+    Rows come ascending from the scan and in index (k-d tree leaf) order from the index: both
+    deterministic; ``np.argsort(hits.rows)`` gives catalog order.
 
     Attributes
     ----------
-    ids : uint32 (h,)
+    rows : uint32 (h,)
         Catalog rows (an index holds at most 2**32 - 1 items; 4 bytes keep broad answers small).
     box_counts : uint16 (h,)
         How many boxes contain the item (a query holds at most 65,535 boxes).
@@ -54,7 +54,7 @@ class BoxHits(NamedTuple):
         How many distinct groups (ensemble members) have a box containing it.
     """
 
-    ids: NDArray[np.uint32]
+    rows: NDArray[np.uint32]
     box_counts: NDArray[np.uint16]
     group_counts: NDArray[np.uint16]
 

@@ -309,7 +309,7 @@ class Catalog:
         return self._index
 
     def query_boxes(self, boxes: Sequence[Box], *, method: Literal["auto", "index", "scan"] = "auto") -> BoxHits:
-        """Every item inside at least one of ``boxes``: ``(ids, box_counts, group_counts)``.
+        """Every item inside at least one of ``boxes``: ``(rows, box_counts, group_counts)``.
 
         ``method="index"`` uses the block index, ``"scan"`` the fused scan of the codes (no
         index needed), ``"auto"`` whichever :meth:`choose_method` predicts to be faster. Both
@@ -321,8 +321,8 @@ class Catalog:
             method = self.choose_method(boxes)
         if method == "index":
             return self.index.query_boxes(boxes)
-        ids, box_counts, group_counts = _core.scan_boxes(self.codes, _csr(boxes))
-        return BoxHits(ids, box_counts, group_counts)
+        rows, box_counts, group_counts = _core.scan_boxes(self.codes, _csr(boxes))
+        return BoxHits(rows, box_counts, group_counts)
 
     def choose_method(self, boxes: Sequence[Box]) -> Literal["index", "scan"]:
         """The engine ``query_boxes(method="auto")`` uses: the scan without an index, otherwise
@@ -333,7 +333,7 @@ class Catalog:
         return "scan" if scan_ms < index_ms else "index"
 
     def nearest(self, query_codes: NDArray[np.uint8], k: int = 60) -> tuple[NDArray[np.uint32], NDArray[np.int64]]:
-        """Exact k nearest items by squared L2 over the codes, ties by smaller id.
+        """Exact k nearest items by squared L2 over the codes, ties by smaller row.
 
         Parameters
         ----------
@@ -344,7 +344,7 @@ class Catalog:
 
         Returns
         -------
-        distances : uint32 ``(m, k)``, ids : int64 ``(m, k)``, nearest first.
+        distances : uint32 ``(m, k)``, rows : int64 ``(m, k)``, nearest first.
         """
         queries = np.asarray(query_codes)
         if queries.dtype != np.uint8:
@@ -357,8 +357,8 @@ class Catalog:
         k = min(k, len(self))
         if k == 0:
             return np.zeros((len(queries), 0), np.uint32), np.zeros((len(queries), 0), np.int64)
-        distances, ids = _core.nearest(self.codes, queries, k)
-        return distances, ids.astype(np.int64)
+        distances, rows = _core.nearest(self.codes, queries, k)
+        return distances, rows.astype(np.int64)
 
     @property
     def codes_checksum(self) -> str:

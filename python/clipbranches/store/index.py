@@ -65,8 +65,8 @@ class Index:
         InvalidQueryError
             An empty list, lo > hi, a dimension out of range or repeated.
         """
-        ids, box_counts, group_counts = self._core.query_boxes(_csr(boxes))
-        return BoxHits(ids, box_counts, group_counts)
+        rows, box_counts, group_counts = self._core.query_boxes(_csr(boxes))
+        return BoxHits(rows, box_counts, group_counts)
 
     def __repr__(self) -> str:
         return f"Index(items={len(self)}, dim={self.dim}, bytes={self.nbytes}, block_items={self.block_items})"

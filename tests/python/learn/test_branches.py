@@ -54,7 +54,7 @@ def test_models_find_the_labelled_cluster(
     assert all(isinstance(b, Box) for b in model.boxes_)
     ranked = model.apply(clustered)
     truth = np.flatnonzero(labels_of(clustered) == 3)
-    assert f1(ranked.ids, truth) > least_f1
+    assert f1(ranked.rows, truth) > least_f1
     # predict on the training rows: most positives accepted
     assert model.predict(ts.codes)[ts.labels].mean() > 0.7
     # scores are ranked best first
@@ -67,9 +67,9 @@ def test_apply_agrees_with_predict_on_every_item(clustered: Catalog) -> None:
         model.fit(ts.codes, ts.labels, ts.weights)
         ranked = model.apply(clustered)
         expected = np.flatnonzero(model.predict(clustered.codes))
-        np.testing.assert_array_equal(np.sort(ranked.ids), expected)
+        np.testing.assert_array_equal(np.sort(ranked.rows), expected)
         scores = model.score_samples(clustered.codes)
-        np.testing.assert_allclose(ranked.scores, scores[ranked.ids])
+        np.testing.assert_allclose(ranked.scores, scores[ranked.rows])
 
 
 def test_same_seed_same_model_and_other_seed_differs(clustered: Catalog) -> None:
@@ -90,14 +90,14 @@ def test_ensemble_groups_are_members(clustered: Catalog) -> None:
 def test_training_set_rules(clustered: Catalog) -> None:
     ts = build_training_set(clustered.codes, [5, 6, 6], [7, 8], random_negatives=300, negative_weight=4, seed=3)
     assert ts.positives == 2
-    assert list(ts.ids[:4]) == [5, 6, 7, 8]
+    assert list(ts.rows[:4]) == [5, 6, 7, 8]
     assert list(ts.weights[:4]) == [1.0, 1.0, 4.0, 4.0]
     assert len(ts) == 4 + 300
-    assert not np.isin(ts.ids[4:], [5, 6, 7, 8]).any(), "random negatives exclude labelled items"
-    assert len(np.unique(ts.ids)) == len(ts.ids)
-    np.testing.assert_array_equal(ts.codes, clustered.codes[ts.ids])
+    assert not np.isin(ts.rows[4:], [5, 6, 7, 8]).any(), "random negatives exclude labelled items"
+    assert len(np.unique(ts.rows)) == len(ts.rows)
+    np.testing.assert_array_equal(ts.codes, clustered.codes[ts.rows])
     again = build_training_set(clustered.codes, [5, 6], [7, 8], random_negatives=300, negative_weight=4, seed=3)
-    np.testing.assert_array_equal(ts.ids, again.ids)
+    np.testing.assert_array_equal(ts.rows, again.rows)
 
 
 @pytest.mark.parametrize(

@@ -61,18 +61,18 @@ def test_scan_and_index_agree_with_brute_force(
     _, threshold = model._calibrate(small)
     expected = _brute_force(model, np.asarray(small.codes))
     assert 0 < len(scanned) < len(small)
-    np.testing.assert_array_equal(scanned.ids, np.sort(scanned.ids))
-    np.testing.assert_allclose(scanned.scores, expected[scanned.ids], rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(scanned.rows, np.sort(scanned.rows))
+    np.testing.assert_allclose(scanned.scores, expected[scanned.rows], rtol=1e-4, atol=1e-4)
     # Exactly the rows the brute force puts above the cut (float32 vs float64: rows within
     # 1e-4 of it may fall either way).
     clear = np.abs(expected - threshold) > 1e-4
-    np.testing.assert_array_equal(np.isin(np.arange(len(small)), scanned.ids)[clear], (expected > threshold)[clear])
+    np.testing.assert_array_equal(np.isin(np.arange(len(small)), scanned.rows)[clear], (expected > threshold)[clear])
     small.build_index(block_items=512)
     indexed = HybridModel().fit(training).accept(small)
-    order = np.argsort(indexed.ids)
-    np.testing.assert_array_equal(indexed.ids[order], scanned.ids)
+    order = np.argsort(indexed.rows)
+    np.testing.assert_array_equal(indexed.rows[order], scanned.rows)
     np.testing.assert_allclose(indexed.scores[order], scanned.scores, rtol=1e-6)
-    np.testing.assert_allclose(model.score(small.codes[scanned.ids]), scanned.scores, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(model.score(small.codes[scanned.rows]), scanned.scores, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("p", [4, 16, 64])
@@ -85,7 +85,7 @@ def test_finds_a_class_of_unknown_size(blobs: tuple[Catalog, np.ndarray], p: int
     truth = np.flatnonzero(labels)
     assert model.share_ is not None
     assert 0.5 < model.share_ / labels.mean() < 2.0, "the share estimate is within a factor of two"
-    hit = len(np.intersect1d(accepted.ids, truth))
+    hit = len(np.intersect1d(accepted.rows, truth))
     assert 2 * hit / (len(accepted) + len(truth)) > 0.8, "F1 of the accepted set"
 
 

@@ -29,10 +29,10 @@ def test_every_model_fits_and_ranks_the_cluster(catalog: Catalog, name: str) -> 
     positives = np.random.default_rng(0).choice(members, size=32, replace=False)
     training = build_training_set(catalog.codes, positives, random_negatives=500, seed=0)
     ranked = make_model(name, seed=0).fit(training).apply(catalog)
-    assert len(ranked.ids) == len(np.unique(ranked.ids))
+    assert len(ranked.rows) == len(np.unique(ranked.rows))
     assert np.all(np.diff(ranked.scores) <= 0), "best first"
     if len(ranked):
-        precision = np.isin(ranked.ids, members).mean()
+        precision = np.isin(ranked.rows, members).mean()
         assert precision > 0.5, f"{name}: precision {precision:.2f}"
 
 
@@ -47,7 +47,7 @@ def test_linear_model_is_deterministic_and_needs_fitting(catalog: Catalog) -> No
     training = build_training_set(catalog.codes, positives, seed=1)
     a = make_model("linear", seed=3).fit(training).apply(catalog)
     b = make_model("linear", seed=3).fit(training).apply(catalog)
-    np.testing.assert_array_equal(a.ids, b.ids)
+    np.testing.assert_array_equal(a.rows, b.rows)
     with pytest.raises(InvalidArgumentError, match="not fitted"):
         make_model("linear").apply(catalog)
 

@@ -46,8 +46,8 @@ def brute_force(codes: np.ndarray, boxes: list[Box]) -> BoxHits:
 
 
 def in_id_order(hits: BoxHits) -> BoxHits:
-    order = np.argsort(hits.ids, kind="stable")
-    return BoxHits(hits.ids[order], hits.box_counts[order], hits.group_counts[order])
+    order = np.argsort(hits.rows, kind="stable")
+    return BoxHits(hits.rows[order], hits.box_counts[order], hits.group_counts[order])
 
 
 @st.composite
@@ -87,7 +87,7 @@ def test_boxes_around_a_cluster_find_it(clustered: Catalog) -> None:
     hi = np.percentile(members, 99, axis=0).astype(int)
     box = Box(tuple(range(32)), tuple(int(v) for v in lo), tuple(int(v) for v in hi))
     hits = clustered.query_boxes([box])
-    assert (labels[hits.ids] == 3).mean() > 0.95
+    assert (labels[hits.rows] == 3).mean() > 0.95
 
 
 @settings(max_examples=30, deadline=None)
@@ -112,7 +112,7 @@ def test_nearest_of_one_vector_and_small_catalogs(tmp_path: Path) -> None:
     empty = Catalog.create(tmp_path / "e", iter([]), dim=2)
     assert empty.nearest(np.zeros(2, np.uint8), 5)[1].shape == (1, 0)
     empty.build_index()
-    assert len(empty.query_boxes([Box((0,), (0,), (255,))]).ids) == 0
+    assert len(empty.query_boxes([Box((0,), (0,), (255,))]).rows) == 0
 
 
 def test_index_persists_and_reopens(clustered: Catalog) -> None:
@@ -122,7 +122,7 @@ def test_index_persists_and_reopens(clustered: Catalog) -> None:
     assert reopened.index.nbytes / 5000 < 64  # the budget per item
     boxes = [Box((0, 5), (100, 90), (200, 180), 1)]
     a, b = reopened.query_boxes(boxes), clustered.query_boxes(boxes)
-    np.testing.assert_array_equal(a.ids, b.ids)
+    np.testing.assert_array_equal(a.rows, b.rows)
 
 
 @pytest.mark.parametrize(
@@ -168,7 +168,7 @@ def test_missing_stale_and_corrupt_index_files(tmp_path: Path, clustered: Catalo
     other = testing.make_catalog(tmp_path / "other", 5000, k=20, seed=1)
     with pytest.raises(IndexNotFoundError, match="build_index"):
         _ = other.index
-    assert other.query_boxes([Box((0,), (0,), (255,))], method="auto").ids.size == 5000  # scan, no index
+    assert other.query_boxes([Box((0,), (0,), (255,))], method="auto").rows.size == 5000  # scan, no index
     (other.path / "index").mkdir()
     shutil.copy(clustered.path / "index" / "blocks.cbi", other.path / "index" / "blocks.cbi")
     with pytest.raises(StaleIndexError, match="built for another catalog"):
@@ -196,4 +196,4 @@ def test_auto_picks_the_engine_the_cost_model_prefers(tmp_path: Path, clustered:
     assert tiny.choose_method(boxes) == "scan"  # no index yet
     tiny.build_index()
     assert tiny.choose_method(boxes) == "scan"  # one item: a block pass costs more than one test
-    assert tiny.query_boxes(boxes).ids.tolist() == [0]
+    assert tiny.query_boxes(boxes).rows.tolist() == [0]
