@@ -19,7 +19,7 @@ BENCH_ARGS ?=
 # Arguments of `make demo`, e.g. ARGS=--no-tui or ARGS="--dataset fashion-mnist --limit 2000".
 ARGS ?=
 
-.PHONY: help setup develop test lint rust-test py-test wheel wheel-check fuzz bench demo clean
+.PHONY: help setup develop data hooks test lint format rust-test py-test wheel wheel-check fuzz bench demo clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,6 +40,18 @@ $(STAMPS)/develop: $(STAMPS)/venv $(RUST_SOURCES) pyproject.toml tui/pyproject.t
 
 setup: $(STAMPS)/develop ## Create .venv, install dependencies, build the native core into it
 
+# The real data sets the demo and its tests use: Debian packages, installed here (as root, or
+# with sudo), never by the library (clipbranches.datasets only says what is missing).
+DATA_PACKAGES := dataset-fashion-mnist openclipart-png openclipart-svg
+data: ## Install the Debian data packages the demo and its tests need (Fashion-MNIST, OpenClipArt)
+	@missing=$$(for p in $(DATA_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -z "$$missing" ]; then echo "data: $(DATA_PACKAGES) installed"; exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null; then sudo="sudo"; else \
+	  echo "make data: the Debian packages $$missing are missing and installing them needs root:" >&2; \
+	  echo "  apt-get update && apt-get install -y --no-install-recommends $$missing" >&2; exit 1; fi; \
+	echo "data: installing $$missing"; \
+	$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null
+
 develop: setup ## Same as setup (rebuilds the native core when Rust sources changed)
 
 # --- checks ----------------------------------------------------------------------------------
@@ -47,7 +59,16 @@ develop: setup ## Same as setup (rebuilds the native core when Rust sources chan
 test: lint rust-test py-test wheel-check ## Set everything up and run every check (what CI runs)
 	@echo "make test: all checks passed"
 
+hooks: $(STAMPS)/venv ## Install the git hooks of .pre-commit-config.yaml (make lint on commit, the tests on push)
+	pre-commit install
+
+format: $(STAMPS)/venv ## Format and auto-fix in place: rustfmt, ruff format, ruff's safe fixes
+	cargo fmt --all
+	ruff check --fix --quiet python tests benchmarks tui
+	ruff format --quiet python tests benchmarks tui
+
 lint: $(STAMPS)/develop ## rustfmt, clippy (pedantic, -D warnings), ruff, mypy and stubtest
+	pre-commit validate-config .pre-commit-config.yaml
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	ruff check python tests benchmarks tui
@@ -59,7 +80,7 @@ lint: $(STAMPS)/develop ## rustfmt, clippy (pedantic, -D warnings), ruff, mypy a
 rust-test: ## cargo test of every crate (unit, property and integration tests)
 	cargo test --workspace --locked --quiet
 
-py-test: $(STAMPS)/develop ## pytest over tests/python and the terminal UI's tui/tests
+py-test: $(STAMPS)/develop data ## pytest over tests/ and the terminal UI's tui/tests (installs the data packages first)
 	pytest -q
 	pytest -q tui/tests
 
@@ -93,7 +114,7 @@ bench: $(STAMPS)/develop ## Print the store and index benchmark tables (BENCH_AR
 	$(PY) benchmarks/store.py $(BENCH_ARGS)
 	$(PY) benchmarks/index.py $(BENCH_ARGS)
 
-demo: $(STAMPS)/develop ## Build the demo catalog (OpenClipArt, offline towers) and open the UI (ARGS=--no-tui: text round)
+demo: $(STAMPS)/develop data ## Build the demo catalog (OpenClipArt, offline towers) and open the UI (ARGS=--no-tui: text round)
 	$(PY) -m clipbranches.cli demo $(ARGS)
 
 clean: ## Remove build outputs, the venv and stamps

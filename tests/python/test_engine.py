@@ -1,5 +1,5 @@
 """The search engine end to end on a small synthetic catalog: nearest-neighbour search, refine
-with every model, paging, export round trip, rules (checked by running their SQL), sessions,
+with every model, paging, export round trip, rules (checked by running their SQL),
 concurrent use, and every bad input."""
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from clipbranches import Catalog, EncoderError, InvalidArgumentError, SessionFormatError, UnknownItemError, testing
+from clipbranches import Catalog, EncoderError, InvalidArgumentError, UnknownItemError, testing
 from clipbranches.engine import STAGES, SearchEngine
 from clipbranches.learn.registry import MODELS
-from clipbranches.session import Session
 
 N = 20_000
 CLUSTERS = 50
@@ -199,59 +198,6 @@ def test_concurrent_refines_agree(engine: SearchEngine, labelled: tuple[int, np.
     assert len(out) == 4
     for ids in out:
         np.testing.assert_array_equal(ids, expected)
-
-
-def test_session_labels_undo_redo_rounds_and_persistence(
-    engine: SearchEngine, labelled: tuple[int, np.ndarray, np.ndarray], tmp_path: Path
-) -> None:
-    _, pos, neg = labelled
-    session = Session.for_engine(engine)
-    session.label(pos[:5].tolist(), "positive")
-    session.label(neg[:3].tolist(), "negative")
-    session.label(pos[:1].tolist(), "unlabeled")
-    assert session.positives == sorted(pos[1:5].tolist())
-    assert session.state(int(pos[0])) == "unlabeled"
-    assert session.undo()
-    assert session.positives == sorted(pos[:5].tolist())
-    assert session.undo()
-    assert session.negatives == []
-    assert session.redo()
-    assert session.negatives == sorted(neg[:3].tolist())
-    results = session.refine(engine, model="branch", seed=3)
-    assert session.rounds[-1]["total"] == results.total
-    assert session.rounds[-1]["params"]["seed"] == 3
-
-    path = session.save(tmp_path / "s.json")
-    back = Session.load(path)
-    assert back.labels == session.labels
-    assert back.rounds == session.rounds
-    back.check_catalog(engine)
-    assert back.redo()  # the redo history survived the round trip
-    assert back.positives == sorted(pos[1:5].tolist())
-    replayed = engine.redo(back.rounds[-1]["params"])
-    np.testing.assert_array_equal(replayed.ids, results.ids)
-
-    session.label([1], "positive")
-    assert not session.redo(), "a new change clears the redo history"
-    with pytest.raises(InvalidArgumentError, match="a label is one of"):
-        session.label([1], "maybe")  # type: ignore[arg-type]
-
-
-def test_bad_session_files(tmp_path: Path, engine: SearchEngine) -> None:
-    with pytest.raises(SessionFormatError, match="no session file"):
-        Session.load(tmp_path / "missing.json")
-    (tmp_path / "junk.json").write_text("{not json")
-    with pytest.raises(SessionFormatError, match="not a readable JSON"):
-        Session.load(tmp_path / "junk.json")
-    (tmp_path / "other.json").write_text('{"format": "something-else"}')
-    with pytest.raises(SessionFormatError, match="not a clipbranches session"):
-        Session.load(tmp_path / "other.json")
-    (tmp_path / "bad.json").write_text('{"format": "clipbranches-session", "version": 1, "labels": {"x": "positive"}}')
-    with pytest.raises(SessionFormatError, match="malformed"):
-        Session.load(tmp_path / "bad.json")
-    stranger = Session("elsewhere", "0" * 64)
-    with pytest.raises(SessionFormatError, match="another catalog"):
-        stranger.check_catalog(engine)
 
 
 def test_an_encoder_of_another_space_is_refused(tmp_path: Path) -> None:
