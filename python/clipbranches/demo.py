@@ -216,7 +216,7 @@ def demo_round(engine: Any, query: str, wanted: str, *, model: str | None = None
     log(f'\nsearch "{query}": the {first.total} nearest ({stages} ms; the first query loads the towers)')
     for row in first.page(0, 10).to_polars().iter_rows(named=True):
         log(f"  {row['rank']:>3}  {row['label']:<18} {str(row['caption'])[:60]}")
-    log(f"  {first_share:.0%} of the 60 are {wanted}")
+    log(f"  {first_share:.0%} of the {DEFAULT_K} are {wanted}")
 
     session = Session.for_engine(engine)
     session.label(first.ids[labels[first.rows] == wanted].tolist(), "positive")
@@ -225,7 +225,7 @@ def demo_round(engine: Any, query: str, wanted: str, *, model: str | None = None
         raise InvalidArgumentError(f"the first page holds no {wanted}: nothing to refine on")
     chosen = model or DEFAULT_MODEL
     refined = session.refine(engine, model=chosen, seed=0)
-    top = refined.rows[:60]
+    top = refined.rows[:DEFAULT_K]
     share = float((labels[top] == wanted).mean()) if len(top) else 0.0
     accepted_wanted = int((labels[refined.rows] == wanted).sum())
     timings = ", ".join(f"{k} {v:.0f}" for k, v in refined.timings.items())

@@ -16,6 +16,7 @@ from clipbranches.exceptions import InvalidArgumentError
 from clipbranches.learn.branches import BranchEnsemble, DecisionBranch
 from clipbranches.learn.ranking import NOTHING, Ranked, concat
 from clipbranches.learn.registry import BoxModel, Model
+from clipbranches.options import DEFAULT_K
 from clipbranches.rules import Rules
 from clipbranches.store.catalog import THUMBS_DIR, Catalog
 
@@ -123,7 +124,7 @@ class Results:
     def scores(self) -> NDArray[np.float64]:
         return self._full().scores
 
-    def page(self, n: int, size: int = 60) -> Results:
+    def page(self, n: int, size: int = DEFAULT_K) -> Results:
         """Page ``n`` (0-based) of ``size`` items; empty past the end."""
         if n < 0 or size < 1:
             raise InvalidArgumentError(f"page needs n >= 0 and size >= 1, got n={n}, size={size}")

@@ -25,6 +25,7 @@ from clipbranches.exceptions import (
     InvalidArgumentError,
     UnknownItemError,
 )
+from clipbranches.options import DEFAULT_K
 from clipbranches.store.boxes import Box, BoxHits
 from clipbranches.store.index import INDEX_FILE, Index, _csr
 from clipbranches.store.quantize import CalibratedQuantizer, FixedRangeQuantizer, Quantizer, quantizer_from_params
@@ -332,7 +333,9 @@ class Catalog:
         index_ms, scan_ms = self.index.estimate(boxes)
         return "scan" if scan_ms < index_ms else "index"
 
-    def nearest(self, query_codes: NDArray[np.uint8], k: int = 60) -> tuple[NDArray[np.uint32], NDArray[np.int64]]:
+    def nearest(
+        self, query_codes: NDArray[np.uint8], k: int = DEFAULT_K
+    ) -> tuple[NDArray[np.uint32], NDArray[np.int64]]:
         """Exact k nearest items by squared L2 over the codes, ties by smaller row.
 
         Parameters
