@@ -4,7 +4,7 @@
 //! (offsets, dims, lo, hi, groups), which the Python facade turns into `Box` objects.
 
 use clipbranches_learn::{
-    BranchModel, BranchParams, EnsembleParams, LearnError, Subsets, TrainingSet, fit_branch as fit_one,
+    BranchParams, DecisionBranch, EnsembleParams, LearnError, Subsets, TrainingSet, fit_branch as fit_one,
     fit_ensemble as fit_many,
 };
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
@@ -55,7 +55,7 @@ fn branch_params(
     BranchParams { max_boxes, min_pts, max_evals, open_sides, max_failures, seed }
 }
 
-fn box_arrays<'py>(py: Python<'py>, models: &[BranchModel]) -> BoxArrays<'py> {
+fn box_arrays<'py>(py: Python<'py>, models: &[DecisionBranch]) -> BoxArrays<'py> {
     let mut offsets = vec![0i64];
     let (mut dims, mut lo, mut hi, mut groups) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (model, group) in models.iter().zip(0u32..) {

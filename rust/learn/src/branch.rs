@@ -73,12 +73,12 @@ impl LearnedBox {
 
 /// A union of boxes; an item is accepted when some box contains it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BranchModel {
+pub struct DecisionBranch {
     /// The boxes, in the order they were found.
     pub boxes: Vec<LearnedBox>,
 }
 
-impl BranchModel {
+impl DecisionBranch {
     /// Number of boxes containing `row` (the brute-force twin of a box query).
     #[must_use]
     pub fn count(&self, row: &[u8]) -> usize {
@@ -93,7 +93,7 @@ impl BranchModel {
 }
 
 /// Fits one decision-branch model.
-pub fn fit_branch(data: &TrainingSet<'_>, subsets: &Subsets, params: &BranchParams) -> LearnResult<BranchModel> {
+pub fn fit_branch(data: &TrainingSet<'_>, subsets: &Subsets, params: &BranchParams) -> LearnResult<DecisionBranch> {
     params.validate()?;
     check_dims(data, subsets)?;
     let sorted = Sorted::new(data);
@@ -124,7 +124,7 @@ pub(crate) fn fit_sorted(
     subsets: &Subsets,
     params: &BranchParams,
     mut rng: Rng,
-) -> BranchModel {
+) -> DecisionBranch {
     let positives: Vec<usize> = (0..data.len()).filter(|&r| data.positive[r] && data.weight[r] > 0.0).collect();
     let min_pts = params.min_pts.unwrap_or_else(|| 50.min((positives.len() * 3 / 2).max(1)));
     let mut grower = Grower::new(data, sorted, min_pts, params.open_sides);
@@ -132,7 +132,7 @@ pub(crate) fn fit_sorted(
     rng.shuffle(&mut seeds);
     let tried = ((subsets.len() as f64 * params.max_evals).ceil() as usize).clamp(1, subsets.len());
     let mut order: Vec<usize> = (0..subsets.len()).collect();
-    let mut model = BranchModel::default();
+    let mut model = DecisionBranch::default();
     let mut failures = 0;
     for seed in seeds {
         if model.boxes.len() == params.max_boxes || failures == params.max_failures {

@@ -4,7 +4,7 @@
 use clipbranches_index::{BoxSpec, pool};
 use rayon::prelude::*;
 
-use crate::branch::{BranchModel, BranchParams, check_dims, fit_sorted};
+use crate::branch::{BranchParams, DecisionBranch, check_dims, fit_sorted};
 use crate::data::{Sorted, TrainingSet};
 use crate::error::{LearnError, LearnResult};
 use crate::rng::Rng;
@@ -34,12 +34,12 @@ impl Default for EnsembleParams {
 
 /// Members' models; score = fraction of members accepting an item.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct EnsembleModel {
+pub struct BranchEnsemble {
     /// One model per member, in member order.
-    pub members: Vec<BranchModel>,
+    pub members: Vec<DecisionBranch>,
 }
 
-impl EnsembleModel {
+impl BranchEnsemble {
     /// Fraction of members whose union contains `row` (the brute-force twin of the index's
     /// group counts divided by the number of members).
     #[must_use]
@@ -58,7 +58,7 @@ impl EnsembleModel {
 /// Fits the ensemble: member `i` trains on a bootstrap sample (drawn with probability
 /// proportional to the rows' weights, as many draws as the total weight, redrawn until it holds
 /// a positive) with its own random stream; members run in parallel on the library's pool.
-pub fn fit_ensemble(data: &TrainingSet<'_>, subsets: &Subsets, params: &EnsembleParams) -> LearnResult<EnsembleModel> {
+pub fn fit_ensemble(data: &TrainingSet<'_>, subsets: &Subsets, params: &EnsembleParams) -> LearnResult<BranchEnsemble> {
     if params.members == 0 || params.members > usize::from(u16::MAX) {
         return Err(LearnError::InvalidArgument(format!("members must be in 1..=65535, got {}", params.members)));
     }
@@ -75,7 +75,7 @@ pub fn fit_ensemble(data: &TrainingSet<'_>, subsets: &Subsets, params: &Ensemble
             })
             .collect::<LearnResult<Vec<_>>>()
     })?;
-    Ok(EnsembleModel { members })
+    Ok(BranchEnsemble { members })
 }
 
 /// One bootstrap sample as per-row draw counts (with `keep_positives`: the positives keep

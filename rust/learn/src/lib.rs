@@ -8,7 +8,8 @@
 //!   members accepting an item, which the index returns as the per-item group count.
 //! - [`Subsets`]: the feature subsets boxes may use (the original's 64 x 4 + 32 x 6 + 8 x 8).
 //!
-//! Every fit is deterministic given its seed.
+//! The models are [`DecisionBranch`] and [`BranchEnsemble`], the names the Python package gives
+//! its learners. Every fit is deterministic given its seed.
 
 mod branch;
 mod data;
@@ -18,9 +19,9 @@ mod grow;
 mod rng;
 mod subsets;
 
-pub use branch::{BranchModel, BranchParams, LearnedBox, fit_branch};
+pub use branch::{BranchParams, DecisionBranch, LearnedBox, fit_branch};
 pub use data::TrainingSet;
-pub use ensemble::{EnsembleModel, EnsembleParams, fit_ensemble};
+pub use ensemble::{BranchEnsemble, EnsembleParams, fit_ensemble};
 pub use error::{LearnError, LearnResult};
 pub use rng::Rng;
 pub use subsets::{ORIGINAL_SIZES, Subsets};

@@ -56,7 +56,7 @@ fn negative_weight_matters() {
     let subsets = Subsets::new(1, vec![vec![0]]).unwrap();
     let params = BranchParams { seed: 3, ..BranchParams::default() };
     let fit = |w: &[f64]| fit_branch(&TrainingSet::new(&codes, 1, &labels, w).unwrap(), &subsets, &params).unwrap();
-    let covers_57 = |m: &clipbranches_learn::BranchModel| m.count(&[57]) > 0;
+    let covers_57 = |m: &clipbranches_learn::DecisionBranch| m.count(&[57]) > 0;
     assert!(covers_57(&fit(&light)), "a light negative among the positives is taken in");
     light[5] = 100.0;
     let heavy = fit(&light);
