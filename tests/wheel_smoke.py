@@ -1,7 +1,8 @@
 """Smoke test of an installed wheel, run from outside the repository by `make wheel-check`.
 
-It proves the wheel carries the native module, the Python package and its type information,
-and that a catalog can be written and read back with it.
+It proves the wheel carries the native module, the Python package (every subpackage) and its
+type information, that a catalog can be written and read back with it, and that the default
+model refines with only the wheel's own dependencies (numpy, polars).
 """
 
 import pathlib
@@ -11,16 +12,23 @@ import tempfile
 import numpy as np
 
 import clipbranches
-from clipbranches import Catalog
+from clipbranches import Catalog, SearchEngine
 
 package_dir = pathlib.Path(clipbranches.__file__).parent
 assert "site-packages" in str(package_dir), f"imported from {package_dir}, not from the wheel"
 assert (package_dir / "py.typed").exists(), "py.typed missing from the wheel"
 assert (package_dir / "_core.pyi").exists(), "_core.pyi missing from the wheel"
+for sub in ("store", "learn", "embed", "embed/encoders", "embed/head", "cli"):
+    assert (package_dir / sub / "__init__.py").exists(), f"subpackage {sub} missing from the wheel"
 
 with tempfile.TemporaryDirectory() as tmp:
     codes = np.arange(64, dtype=np.uint8).reshape(2, 32)
     catalog = Catalog.create(pathlib.Path(tmp) / "c", codes)
     assert np.array_equal(Catalog.open(pathlib.Path(tmp) / "c").codes, codes)
     catalog.verify()
+    many = np.random.default_rng(0).integers(0, 256, size=(2000, 32), dtype=np.uint8)
+    engine = SearchEngine(Catalog.create(pathlib.Path(tmp) / "many", many))
+    results = engine.refine([0, 1, 2], [3], seed=0)
+    assert results.labelled[:3].all(), "the labelled positives come first"
+    assert 3 not in results.ids, "a labelled negative never comes back"
 print(f"wheel OK: clipbranches {clipbranches.__version__} on Python {sys.version.split()[0]}")
