@@ -12,13 +12,13 @@ use pyo3::prelude::*;
 use crate::detached;
 use crate::errors::ToPyErr;
 
-/// `(ids, box_counts, group_counts)` as numpy arrays.
+/// `(rows, box_counts, group_counts)` as numpy arrays.
 type HitArrays<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u16>>, Bound<'py, PyArray1<u16>>);
 
 /// `(rows, scores)` a linear scan accepted.
 type Accepted<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>);
 
-/// `(distances, ids)` of a top-k search.
+/// `(distances, rows)` of a top-k search.
 type Neighbours<'py> = (Bound<'py, PyArray2<u32>>, Bound<'py, PyArray2<u64>>);
 
 /// Boxes in the compressed form the Python facade sends (see `BoxQuery::from_csr`).
@@ -55,7 +55,7 @@ fn codes_slice<'a>(codes: &'a PyReadonlyArray2<'_, u8>) -> PyResult<&'a [u8]> {
 }
 
 fn hit_arrays(py: Python<'_>, hits: Hits) -> HitArrays<'_> {
-    (hits.ids.into_pyarray(py), hits.box_counts.into_pyarray(py), hits.group_counts.into_pyarray(py))
+    (hits.rows.into_pyarray(py), hits.box_counts.into_pyarray(py), hits.group_counts.into_pyarray(py))
 }
 
 /// A block index over a catalog's codes (the state behind `clipbranches.Index`).
@@ -130,7 +130,7 @@ impl PyBlockIndex {
         Ok((cost.index_ns, cost.scan_ns))
     }
 
-    /// Every item inside at least one box: `(ids, box_counts, group_counts)`, in index order.
+    /// Every item inside at least one box: `(rows, box_counts, group_counts)`, in index order.
     fn query_boxes<'py>(&self, py: Python<'py>, boxes: CsrBoxes<'py>) -> PyResult<HitArrays<'py>> {
         let query = boxes.query(self.inner.dim())?;
         let hits = detached(py, || self.inner.query(&query))?;
@@ -151,7 +151,7 @@ pub fn scan_boxes<'py>(
     Ok(hit_arrays(py, hits))
 }
 
-/// Exact top-`k` by squared L2: `(distances uint32 (m, k), ids uint64 (m, k))`.
+/// Exact top-`k` by squared L2: `(distances uint32 (m, k), rows uint64 (m, k))`.
 #[pyfunction]
 pub fn nearest<'py>(
     py: Python<'py>,
@@ -167,10 +167,10 @@ pub fn nearest<'py>(
     }
     let m = queries.shape()[0];
     let (bytes, q) = (codes_slice(&codes)?, codes_slice(&queries)?);
-    let (d, ids) = detached(py, || topk::nearest(bytes, dim, q, k))?;
+    let (d, rows) = detached(py, || topk::nearest(bytes, dim, q, k))?;
     let d = Array2::from_shape_vec((m, k), d).expect("m x k distances");
-    let ids = Array2::from_shape_vec((m, k), ids).expect("m x k ids");
-    Ok((d.into_pyarray(py), ids.into_pyarray(py)))
+    let rows = Array2::from_shape_vec((m, k), rows).expect("m x k rows");
+    Ok((d.into_pyarray(py), rows.into_pyarray(py)))
 }
 
 /// Rows whose linear score `weights · code + bias` is above `threshold`, ascending:

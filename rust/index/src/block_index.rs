@@ -3,7 +3,7 @@
 //!
 //! Why this layout (the index issue's closing note has the measurements): one tree over all
 //! dims serves boxes on *any* subset of dims; the index costs about 36 bytes per item (a u32
-//! id and the code, transposed) instead of one tree per subset; and a partially covered block
+//! row and the code, transposed) instead of one tree per subset; and a partially covered block
 //! is tested with byte-wide compares on contiguous columns, 32 or 64 items per instruction,
 //! with its counters in L1. The tree splits each node on the dimension of widest spread, at a
 //! multiple of the block size, so every block is exactly one leaf.
@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use crate::boxes::{BoxQuery, BoxSpec};
 use crate::error::{IndexError, IndexResult};
 use crate::format::{
-    IDS_AT, Layout, Storage, as_u32s, as_u32s_mut, map, read_header, seal, verify_payload, write_atomically,
+    Layout, ROWS_AT, Storage, as_u32s, as_u32s_mut, map, read_header, seal, verify_payload, write_atomically,
     write_header,
 };
 use crate::hits::Hits;
@@ -78,11 +78,11 @@ impl BlockIndex {
         let bytes = storage.bytes_mut();
         write_header(bytes, layout, codes_checksum)?;
         let (head, rest) = bytes.split_at_mut(layout.bounds_at());
-        let ids = as_u32s_mut(&mut head[IDS_AT..IDS_AT + count * 4]);
-        for (slot, id) in ids.iter_mut().zip(0..count_u32) {
-            *slot = id;
+        let rows = as_u32s_mut(&mut head[ROWS_AT..ROWS_AT + count * 4]);
+        for (slot, row) in rows.iter_mut().zip(0..count_u32) {
+            *slot = row;
         }
-        pool::install(|| split(codes, dim, b, ids));
+        pool::install(|| split(codes, dim, b, rows));
         let (bounds, columns) = rest.split_at_mut(layout.columns_at() - layout.bounds_at());
         pool::install(|| {
             columns
@@ -90,8 +90,8 @@ impl BlockIndex {
                 .zip(bounds[..layout.blocks() * 2 * dim].par_chunks_mut(2 * dim))
                 .enumerate()
                 .for_each(|(block, (cols, bnd))| {
-                    let rows = &ids[block * b..((block + 1) * b).min(count)];
-                    fill_block(codes, dim, b, rows, cols, bnd);
+                    let block_rows = &rows[block * b..((block + 1) * b).min(count)];
+                    fill_block(codes, dim, b, block_rows, cols, bnd);
                 });
         });
         seal(storage.bytes_mut());
@@ -142,11 +142,11 @@ impl BlockIndex {
     pub(crate) fn block_data(&self, block: usize) -> (&[u8], &[u32]) {
         let (dim, b) = (self.dim(), self.block_items());
         let valid = b.min(self.count() - block * b);
-        (&self.columns()[block * dim * b..(block + 1) * dim * b], &self.ids()[block * b..block * b + valid])
+        (&self.columns()[block * dim * b..(block + 1) * dim * b], &self.rows()[block * b..block * b + valid])
     }
 
-    fn ids(&self) -> &[u32] {
-        let at = IDS_AT;
+    fn rows(&self) -> &[u32] {
+        let at = ROWS_AT;
         as_u32s(&self.storage.bytes()[at..at + self.layout.count * 4])
     }
 
@@ -287,16 +287,16 @@ impl BlockIndex {
                 s.flush_group();
             }
             let valid = b.min(self.count() - block * b);
-            let ids = &self.ids()[block * b..block * b + valid];
+            let rows = &self.rows()[block * b..block * b + valid];
             // Most partially covered blocks of a selective query hold few hits: skip runs of
             // 16 empty counters with one test.
-            for ((ids, counts), groups) in ids.chunks(16).zip(s.counts.chunks(16)).zip(s.groups.chunks(16)) {
+            for ((rows, counts), groups) in rows.chunks(16).zip(s.counts.chunks(16)).zip(s.groups.chunks(16)) {
                 if counts.iter().fold(0, |acc, &c| acc | c) == 0 {
                     continue;
                 }
-                for ((&id, &count), &groups) in ids.iter().zip(counts).zip(groups) {
+                for ((&row, &count), &groups) in rows.iter().zip(counts).zip(groups) {
                     if count > 0 {
-                        out.push(id, count, groups);
+                        out.push(row, count, groups);
                     }
                 }
             }
@@ -403,17 +403,17 @@ fn widen_add_body(total: &mut [u16], part: &mut [u8]) {
     }
 }
 
-/// Orders `ids` along the leaves of a k-d tree: split at a multiple of `b` near the middle, on
+/// Orders `rows` along the leaves of a k-d tree: split at a multiple of `b` near the middle, on
 /// the dimension whose sampled values spread widest.
-fn split(codes: &[u8], dim: usize, b: usize, ids: &mut [u32]) {
-    if ids.len() <= b {
+fn split(codes: &[u8], dim: usize, b: usize, rows: &mut [u32]) {
+    if rows.len() <= b {
         return;
     }
-    let d = widest_dim(codes, dim, ids);
-    let mid = (ids.len() / 2).div_ceil(b) * b;
-    let mid = mid.min(ids.len() - 1);
-    ids.select_nth_unstable_by_key(mid, |&id| codes[id as usize * dim + d]);
-    let (left, right) = ids.split_at_mut(mid);
+    let d = widest_dim(codes, dim, rows);
+    let mid = (rows.len() / 2).div_ceil(b) * b;
+    let mid = mid.min(rows.len() - 1);
+    rows.select_nth_unstable_by_key(mid, |&row| codes[row as usize * dim + d]);
+    let (left, right) = rows.split_at_mut(mid);
     if left.len() + right.len() > 1 << 16 {
         rayon::join(|| split(codes, dim, b, left), || split(codes, dim, b, right));
     } else {
@@ -422,13 +422,13 @@ fn split(codes: &[u8], dim: usize, b: usize, ids: &mut [u32]) {
     }
 }
 
-/// The dimension with the largest spread (max - min) over an even sample of `ids`.
-fn widest_dim(codes: &[u8], dim: usize, ids: &[u32]) -> usize {
-    let step = (ids.len() / SPREAD_SAMPLE).max(1);
+/// The dimension with the largest spread (max - min) over an even sample of `rows`.
+fn widest_dim(codes: &[u8], dim: usize, rows: &[u32]) -> usize {
+    let step = (rows.len() / SPREAD_SAMPLE).max(1);
     let mut lo = vec![u8::MAX; dim];
     let mut hi = vec![0u8; dim];
-    for &id in ids.iter().step_by(step) {
-        let row = &codes[id as usize * dim..(id as usize + 1) * dim];
+    for &r in rows.iter().step_by(step) {
+        let row = &codes[r as usize * dim..(r as usize + 1) * dim];
         for ((l, h), &x) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
             *l = (*l).min(x);
             *h = (*h).max(x);
@@ -442,8 +442,8 @@ fn fill_block(codes: &[u8], dim: usize, b: usize, rows: &[u32], cols: &mut [u8],
     let (lo, hi) = bounds.split_at_mut(dim);
     lo.fill(u8::MAX);
     hi.fill(0);
-    for (i, &id) in rows.iter().enumerate() {
-        let row = &codes[id as usize * dim..(id as usize + 1) * dim];
+    for (i, &r) in rows.iter().enumerate() {
+        let row = &codes[r as usize * dim..(r as usize + 1) * dim];
         for (d, &x) in row.iter().enumerate() {
             cols[d * b + i] = x;
             lo[d] = lo[d].min(x);

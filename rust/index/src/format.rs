@@ -10,7 +10,7 @@
 //! 28   4  reserved (0)
 //! 32  64  BLAKE3 of the catalog's codes.u8, hex (which catalog this index belongs to)
 //! 96  32  BLAKE3 of every byte after the header (raw)
-//! 128     ids: count x u32 (catalog row of each position in tree order)
+//! 128     rows: count x u32 (catalog row of each position in tree order)
 //!         bounds: blocks x (dim lower bounds, dim upper bounds)
 //!         columns: blocks x dim x block_items bytes
 //! ```
@@ -30,8 +30,8 @@ pub const VERSION: u32 = 1;
 /// Header size in bytes.
 pub const HEADER: usize = 128;
 const ALIGN: usize = 64;
-/// Byte offset of the ids section (right after the header).
-pub const IDS_AT: usize = HEADER;
+/// Byte offset of the rows section (right after the header).
+pub const ROWS_AT: usize = HEADER;
 
 /// The shape of an index, from which every section's place follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,7 +52,7 @@ impl Layout {
 
     /// Byte offset of the bounds section.
     pub fn bounds_at(&self) -> usize {
-        (IDS_AT + self.count * 4).next_multiple_of(ALIGN)
+        (ROWS_AT + self.count * 4).next_multiple_of(ALIGN)
     }
 
     /// Byte offset of the columns section.

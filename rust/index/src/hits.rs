@@ -3,12 +3,12 @@
 use rayon::prelude::*;
 
 /// Every item inside at least one box, with its counts (8 bytes per hit: a broad query over
-/// 10M items answers with nearly every item, so the answer's size is a real cost) (ascending ids from the scan, index
-/// order from the block index).
+/// 10M items answers with nearly every item, so the answer's size is a real cost); ascending
+/// rows from the scan, index order from the block index.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Hits {
-    /// Item ids (catalog rows; an index holds at most 2^32 - 1 items).
-    pub ids: Vec<u32>,
+    /// Catalog rows (positions in the codes; an index holds at most 2^32 - 1 items).
+    pub rows: Vec<u32>,
     /// Number of boxes containing each item.
     pub box_counts: Vec<u16>,
     /// Number of distinct groups (ensemble members) with a box containing each item.
@@ -19,28 +19,28 @@ impl Hits {
     /// Number of items hit.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.rows.len()
     }
 
     /// Whether no item was hit.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.rows.is_empty()
     }
 
-    pub(crate) fn push(&mut self, id: u32, boxes: u16, groups: u16) {
-        self.ids.push(id);
+    pub(crate) fn push(&mut self, row: u32, boxes: u16, groups: u16) {
+        self.rows.push(row);
         self.box_counts.push(boxes);
         self.group_counts.push(groups);
     }
 
-    /// The same hits ordered by id.
+    /// The same hits ordered by row.
     #[must_use]
-    pub fn sorted_by_id(self) -> Hits {
+    pub fn sorted_by_row(self) -> Hits {
         let mut order: Vec<usize> = (0..self.len()).collect();
-        order.sort_unstable_by_key(|&i| self.ids[i]);
+        order.sort_unstable_by_key(|&i| self.rows[i]);
         Hits {
-            ids: order.iter().map(|&i| self.ids[i]).collect(),
+            rows: order.iter().map(|&i| self.rows[i]).collect(),
             box_counts: order.iter().map(|&i| self.box_counts[i]).collect(),
             group_counts: order.iter().map(|&i| self.group_counts[i]).collect(),
         }
@@ -48,7 +48,7 @@ impl Hits {
 
     /// Empty hits with room for `n` without reallocating.
     pub(crate) fn with_capacity(n: usize) -> Hits {
-        Hits { ids: Vec::with_capacity(n), box_counts: Vec::with_capacity(n), group_counts: Vec::with_capacity(n) }
+        Hits { rows: Vec::with_capacity(n), box_counts: Vec::with_capacity(n), group_counts: Vec::with_capacity(n) }
     }
 
     /// Concatenates per-task results in task order; each part is copied into its place of the
@@ -71,10 +71,10 @@ impl Hits {
         if parts.len() == 1 {
             return parts.into_iter().next().unwrap_or_default();
         }
-        let (ids, (box_counts, group_counts)) = rayon::join(
-            || column(&parts, |p| &p.ids),
+        let (rows, (box_counts, group_counts)) = rayon::join(
+            || column(&parts, |p| &p.rows),
             || rayon::join(|| column(&parts, |p| &p.box_counts), || column(&parts, |p| &p.group_counts)),
         );
-        Hits { ids, box_counts, group_counts }
+        Hits { rows, box_counts, group_counts }
     }
 }

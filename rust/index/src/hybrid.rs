@@ -129,7 +129,7 @@ impl Hybrid {
             )));
         }
         if codes.len() / self.dim > u32::MAX as usize {
-            return Err(IndexError::InvalidArgument("more rows than u32 ids can name".into()));
+            return Err(IndexError::InvalidArgument("more rows than u32 row numbers can name".into()));
         }
         Ok(())
     }

@@ -38,7 +38,7 @@ pub fn accept(
         )));
     }
     if codes.len() / dim > u32::MAX as usize {
-        return Err(IndexError::InvalidArgument("more rows than u32 ids can name".into()));
+        return Err(IndexError::InvalidArgument("more rows than u32 row numbers can name".into()));
     }
     if !weights.iter().chain([&bias, &threshold]).all(|v| v.is_finite()) {
         return Err(IndexError::InvalidArgument("weights, bias and threshold must be finite".into()));

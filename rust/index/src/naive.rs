@@ -25,7 +25,7 @@ pub fn query(codes: &[u8], query: &BoxQuery) -> Hits {
     hits
 }
 
-/// Exact top-k by squared L2, ties broken by smaller id; returns `(distance, id)` pairs.
+/// Exact top-k by squared L2, ties broken by smaller row; returns `(distance, row)` pairs.
 #[must_use]
 pub fn nearest(codes: &[u8], dim: usize, query: &[u8], k: usize) -> Vec<(u32, u64)> {
     let mut all: Vec<(u32, u64)> = codes

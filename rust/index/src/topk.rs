@@ -3,7 +3,7 @@
 //! Parallel over chunks of rows; every chunk is read once for all queries of a batch. A chunk's
 //! distances go to a small buffer (vectorised), then rows that beat the k-th best seen so far
 //! enter a bounded heap; after the first few thousand rows almost none do, so the cost is the
-//! distance computation. Ties are broken by the smaller id, so the answer is deterministic.
+//! distance computation. Ties are broken by the smaller row, so the answer is deterministic.
 
 use std::collections::BinaryHeap;
 
@@ -16,8 +16,8 @@ use crate::simd::multiversion;
 const ROWS_PER_TASK: usize = 1 << 16;
 const ROWS_PER_STEP: usize = 1 << 10;
 
-/// The `k` nearest codes to each query: `(distances, ids)`, each `queries x k` row-major,
-/// ascending by `(distance, id)`. With fewer than `k` items, rows are padded with
+/// The `k` nearest codes to each query: `(distances, rows)`, each `queries x k` row-major,
+/// ascending by `(distance, row)`. With fewer than `k` items, rows are padded with
 /// `u32::MAX` / `u64::MAX`.
 pub fn nearest(codes: &[u8], dim: usize, queries: &[u8], k: usize) -> IndexResult<(Vec<u32>, Vec<u64>)> {
     if dim == 0 || codes.len() % dim != 0 || queries.len() % dim != 0 {
@@ -39,19 +39,19 @@ pub fn nearest(codes: &[u8], dim: usize, queries: &[u8], k: usize) -> IndexResul
             .collect()
     });
     let mut out_d = vec![u32::MAX; n_queries * k];
-    let mut out_i = vec![u64::MAX; n_queries * k];
+    let mut out_rows = vec![u64::MAX; n_queries * k];
     for q in 0..n_queries {
         let mut merged: Vec<(u32, u64)> = per_task.iter().flat_map(|heaps| heaps[q].iter().copied()).collect();
         merged.sort_unstable();
-        for (j, (d, id)) in merged.into_iter().take(k).enumerate() {
+        for (j, (d, row)) in merged.into_iter().take(k).enumerate() {
             out_d[q * k + j] = d;
-            out_i[q * k + j] = id;
+            out_rows[q * k + j] = row;
         }
     }
-    Ok((out_d, out_i))
+    Ok((out_d, out_rows))
 }
 
-/// The `k` best `(distance, id)` of one chunk for every query, as max-heaps.
+/// The `k` best `(distance, row)` of one chunk for every query, as max-heaps.
 fn best_in_chunk(chunk: &[u8], dim: usize, queries: &[u8], k: usize, first_row: u64) -> Vec<BinaryHeap<(u32, u64)>> {
     let mut heaps: Vec<BinaryHeap<(u32, u64)>> =
         (0..queries.len() / dim).map(|_| BinaryHeap::with_capacity(k + 1)).collect();
@@ -62,7 +62,7 @@ fn best_in_chunk(chunk: &[u8], dim: usize, queries: &[u8], k: usize, first_row: 
         for (query, heap) in queries.chunks_exact(dim).zip(heaps.iter_mut()) {
             distances_into(rows, query, &mut distances[..n]);
             for (row, &d) in distances[..n].iter().enumerate() {
-                // Rows come in ascending id order, so a tie never beats an earlier row: strict <.
+                // Rows come in ascending order, so a tie never beats an earlier row: strict <.
                 if heap.len() < k {
                     heap.push((d, base + row as u64));
                 } else if d < heap.peek().map_or(u32::MAX, |top| top.0) {

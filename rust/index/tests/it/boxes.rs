@@ -1,4 +1,4 @@
-//! Box queries: block index == fused scan == naive loop, for ids and both counts.
+//! Box queries: block index == fused scan == naive loop, for rows and both counts.
 
 use clipbranches_index::{BlockIndex, BoxQuery, BoxSpec, BuildOptions, naive, scan};
 use proptest::prelude::*;
@@ -76,7 +76,7 @@ proptest! {
         let expected = naive::query(&codes, &query);
         prop_assert_eq!(&scan::query(&codes, &query).unwrap(), &expected);
         let index = BlockIndex::build(&codes, dim, ZERO, BuildOptions { block_items }).unwrap();
-        prop_assert_eq!(&index.query(&query).unwrap().sorted_by_id(), &expected);
+        prop_assert_eq!(&index.query(&query).unwrap().sorted_by_row(), &expected);
     }
 }
 
@@ -86,8 +86,8 @@ fn index_orders_every_item_once() {
     let codes: Vec<u8> = (0..3000u32).flat_map(|i| [(i % 251) as u8, (i % 7) as u8, (i / 13) as u8]).collect();
     let index = BlockIndex::build(&codes, dim, ZERO, BuildOptions { block_items: 128 }).unwrap();
     let full = BoxQuery::new(dim, vec![BoxSpec { dims: vec![0], lo: vec![0], hi: vec![255], group: 0 }]).unwrap();
-    let hits = index.query(&full).unwrap().sorted_by_id();
-    assert!(hits.ids == (0..3000u32).collect::<Vec<_>>(), "every item once, ascending");
+    let hits = index.query(&full).unwrap().sorted_by_row();
+    assert!(hits.rows == (0..3000u32).collect::<Vec<_>>(), "every item once, ascending");
     assert_eq!(index.blocks(), 3000usize.div_ceil(128));
 }
 

@@ -17,14 +17,14 @@ proptest! {
     ) {
         let mut state = seed | 1;
         let mut next = move || { state ^= state << 13; state ^= state >> 7; state ^= state << 17; state };
-        // Few distinct levels make many ties, which the (distance, id) order must break.
+        // Few distinct levels make many ties, which the (distance, row) order must break.
         let codes: Vec<u8> = (0..rows * dim).map(|_| (next() % u64::from(levels)) as u8).collect();
         let queries: Vec<u8> = (0..n_queries * dim).map(|_| next() as u8).collect();
-        let (d, ids) = topk::nearest(&codes, dim, &queries, k).unwrap();
+        let (d, rows) = topk::nearest(&codes, dim, &queries, k).unwrap();
         for (q, query) in queries.chunks_exact(dim).enumerate() {
             let expected = naive::nearest(&codes, dim, query, k);
             for j in 0..k {
-                let got = (d[q * k + j], ids[q * k + j]);
+                let got = (d[q * k + j], rows[q * k + j]);
                 let want = expected.get(j).copied().unwrap_or((u32::MAX, u64::MAX));
                 prop_assert_eq!(got, want);
             }

@@ -124,19 +124,19 @@ proptest! {
         for (specs, members) in [(model.box_specs(0), 1usize), (ensemble.box_specs(), 5)] {
             if specs.is_empty() { continue; }
             let query = BoxQuery::new(dim, specs).unwrap();
-            let by_index = index.query(&query).unwrap().sorted_by_id();
+            let by_index = index.query(&query).unwrap().sorted_by_row();
             let by_scan = scan::query(&codes, &query).unwrap();
             prop_assert_eq!(&by_index, &by_scan);
             prop_assert_eq!(&by_scan, &naive::query(&codes, &query));
-            for ((&id, &boxes), &groups) in by_scan.ids.iter().zip(&by_scan.box_counts).zip(&by_scan.group_counts) {
-                let row = &codes[id as usize * dim..(id as usize + 1) * dim];
+            for ((&r, &boxes), &groups) in by_scan.rows.iter().zip(&by_scan.box_counts).zip(&by_scan.group_counts) {
+                let row = &codes[r as usize * dim..(r as usize + 1) * dim];
                 if members == 1 {
                     prop_assert_eq!(usize::from(boxes), model.count(row));
                 } else {
                     prop_assert!((f64::from(groups) / members as f64 - ensemble.score(row)).abs() < 1e-12);
                 }
             }
-            let hit_count = by_scan.ids.len();
+            let hit_count = by_scan.rows.len();
             let twin = codes.chunks_exact(dim).filter(|row| if members == 1 { model.count(row) > 0 } else { ensemble.score(row) > 0.0 }).count();
             prop_assert_eq!(hit_count, twin);
         }
