@@ -210,7 +210,8 @@ def trained_models(catalog: Catalog, members: NDArray[np.int64], repeat: int) ->
     ]
     for name, learner in learners:
         fit = timed(functools.partial(learner.fit, training.codes, training.labels, training.weights), repeat)
-        boxes = learner.boxes_
+        boxes = learner.box_set_  # the native set the engine queries (no conversion per query)
+        assert boxes is not None
         query = timed(functools.partial(catalog.query_boxes, boxes, method="index"), max(1, repeat), warmup=True)
         scan = timed(functools.partial(catalog.query_boxes, boxes, method="scan"), 1)
         hits = catalog.query_boxes(boxes, method="index")

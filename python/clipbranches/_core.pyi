@@ -1,7 +1,7 @@
 # Signatures of the native module (rust/bindings); checked against it by mypy.stubtest.
 import os
 from pathlib import Path
-from typing import Any, final
+from typing import Any, Final, final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -16,21 +16,18 @@ __all__ = [
     "CatalogWriter",
     "ChecksumError",
     "ClipBranchesError",
-    "DatasetNotFoundError",
     "DimensionMismatchError",
-    "EncoderError",
-    "EncoderMismatchError",
     "IndexFormatError",
-    "IndexNotFoundError",
     "InvalidArgumentError",
     "InvalidQueryError",
-    "SessionFormatError",
     "StaleIndexError",
-    "UnknownItemError",
     "BlockIndex",
+    "BoxSet",
+    "DEFAULT_BLOCK_ITEMS",
     "Hybrid",
     "linear_accept",
     "nearest",
+    "query_boxes",
     "scan_boxes",
     "fit_branch",
     "fit_ensemble",
@@ -41,6 +38,8 @@ __all__ = [
 ]
 
 __version__: str
+# Items per block of an index unless told otherwise (4096).
+DEFAULT_BLOCK_ITEMS: Final[int]
 
 class ClipBranchesError(Exception): ...
 class CatalogError(ClipBranchesError): ...
@@ -49,17 +48,11 @@ class CatalogExistsError(CatalogError): ...
 class CatalogFormatError(CatalogError): ...
 class ChecksumError(CatalogError): ...
 class CatalogIOError(CatalogError): ...
-class IndexNotFoundError(CatalogError): ...
 class IndexFormatError(CatalogError): ...
 class StaleIndexError(CatalogError): ...
 class DimensionMismatchError(ClipBranchesError): ...
-class DatasetNotFoundError(ClipBranchesError): ...
-class EncoderError(ClipBranchesError): ...
 class InvalidArgumentError(ClipBranchesError): ...
 class InvalidQueryError(InvalidArgumentError): ...
-class EncoderMismatchError(EncoderError): ...
-class UnknownItemError(InvalidArgumentError): ...
-class SessionFormatError(ClipBranchesError): ...
 
 @final
 class Catalog:
@@ -94,13 +87,34 @@ def quantize_calibrated(
     x: NDArray[np.float32], low: NDArray[np.float32], high: NDArray[np.float32]
 ) -> NDArray[np.uint8]: ...
 
-# Boxes in compressed form: offsets (int64), dims (uint16), lo, hi (uint8), groups (uint32).
-_CsrBoxes = dict[str, NDArray[Any]]
+# A set's boxes in compressed form: offsets (int64), dims (uint16), lo, hi (uint8), groups (uint32).
+_BoxArrays = tuple[NDArray[np.int64], NDArray[np.uint16], NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint32]]
+_Hits = tuple[NDArray[np.uint32], NDArray[np.uint16], NDArray[np.uint16]]
+
+@final
+class BoxSet:
+    # Any 1-D integer arrays; dim defaults to one more than the largest dim used.
+    @staticmethod
+    def from_arrays(
+        offsets: NDArray[np.integer[Any]],
+        dims: NDArray[np.integer[Any]],
+        lo: NDArray[np.integer[Any]],
+        hi: NDArray[np.integer[Any]],
+        groups: NDArray[np.integer[Any]],
+        dim: int | None = None,
+    ) -> BoxSet: ...
+    def __len__(self) -> int: ...
+    # Number of distinct groups among the boxes.
+    @property
+    def groups(self) -> int: ...
+    @property
+    def dim(self) -> int: ...
+    def arrays(self) -> _BoxArrays: ...
 
 @final
 class BlockIndex:
     @staticmethod
-    def build(codes: NDArray[np.uint8], codes_checksum: str, block_items: int = 4096) -> BlockIndex: ...
+    def build(codes: NDArray[np.uint8], codes_checksum: str, block_items: int = ...) -> BlockIndex: ...
     @staticmethod
     def open(path: str | os.PathLike[str], codes_checksum: str) -> BlockIndex: ...
     def save(self, path: str | os.PathLike[str]) -> None: ...
@@ -114,22 +128,17 @@ class BlockIndex:
     def nbytes(self) -> int: ...
     @property
     def codes_checksum(self) -> str: ...
-    def estimate(self, boxes: _CsrBoxes) -> tuple[float, float]: ...
-    def query_boxes(self, boxes: _CsrBoxes) -> tuple[NDArray[np.uint32], NDArray[np.uint16], NDArray[np.uint16]]: ...
+    def estimate(self, boxes: BoxSet) -> tuple[float, float]: ...
+    def query_boxes(self, boxes: BoxSet) -> _Hits: ...
 
-def scan_boxes(
-    codes: NDArray[np.uint8], boxes: _CsrBoxes
-) -> tuple[NDArray[np.uint32], NDArray[np.uint16], NDArray[np.uint16]]: ...
+def scan_boxes(codes: NDArray[np.uint8], boxes: BoxSet) -> _Hits: ...
+def query_boxes(codes: NDArray[np.uint8], index: BlockIndex | None, boxes: BoxSet, method: str = "auto") -> _Hits: ...
 def nearest(
     codes: NDArray[np.uint8], queries: NDArray[np.uint8], k: int
 ) -> tuple[NDArray[np.uint32], NDArray[np.uint64]]: ...
 def linear_accept(
     codes: NDArray[np.uint8], weights: NDArray[np.float32], bias: float, threshold: float
 ) -> tuple[NDArray[np.uint32], NDArray[np.float32]]: ...
-
-# A model's boxes: offsets (int64), dims (uint16), lo, hi (uint8), groups (uint32).
-_BoxArrays = tuple[NDArray[np.int64], NDArray[np.uint16], NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint32]]
-
 def fit_branch(
     codes: NDArray[np.uint8],
     labels: NDArray[np.bool_],
@@ -142,7 +151,7 @@ def fit_branch(
     open_sides: bool,
     max_failures: int,
     seed: int,
-) -> _BoxArrays: ...
+) -> BoxSet: ...
 def fit_ensemble(
     codes: NDArray[np.uint8],
     labels: NDArray[np.bool_],
@@ -157,7 +166,7 @@ def fit_ensemble(
     open_sides: bool,
     max_failures: int,
     seed: int,
-) -> _BoxArrays: ...
+) -> BoxSet: ...
 def original_subsets(dim: int, seed: int = 0) -> list[list[int]]: ...
 
 @final

@@ -1,7 +1,8 @@
 """The exception tree of clipbranches, rooted at :class:`ClipBranchesError`.
 
 The classes the native core raises are defined there, so that Rust and Python code raise the
-very same types; this module is their public home and defines the Python-only ones.
+very same types; the errors only Python code raises are defined here, on those bases. This
+module is the public home of all of them (``__all__`` is the one list of names).
 
 ::
 
@@ -24,6 +25,10 @@ very same types; this module is their public home and defines the Python-only on
     └── InvalidArgumentError        an argument that cannot be right (dtype, parameter)
         ├── InvalidQueryError       a box query that cannot be right (lo > hi, bad dims, no boxes)
         └── UnknownItemError        an item id the catalog does not have
+
+Defined here (Python-only): IndexNotFoundError, DatasetNotFoundError, EncoderError,
+EncoderMismatchError, MissingDependencyError, SessionFormatError, UnknownItemError; the others
+natively.
 """
 
 from clipbranches._core import (
@@ -34,22 +39,40 @@ from clipbranches._core import (
     CatalogNotFoundError,
     ChecksumError,
     ClipBranchesError,
-    DatasetNotFoundError,
     DimensionMismatchError,
-    EncoderError,
-    EncoderMismatchError,
     IndexFormatError,
-    IndexNotFoundError,
     InvalidArgumentError,
     InvalidQueryError,
-    SessionFormatError,
     StaleIndexError,
-    UnknownItemError,
 )
+
+
+class IndexNotFoundError(CatalogError):
+    """The catalog has no index yet: build it with catalog.build_index()."""
+
+
+class DatasetNotFoundError(ClipBranchesError):
+    """A data set a benchmark or the demo needs is not installed (the message says how)."""
+
+
+class EncoderError(ClipBranchesError):
+    """An encoder cannot be loaded (missing weights, unknown model); the message says what to pass."""
+
+
+class EncoderMismatchError(EncoderError):
+    """A query encoder whose space differs from the one that encoded the catalog."""
 
 
 class MissingDependencyError(ClipBranchesError):
     """An optional package a feature needs is not installed; the message has the install line."""
+
+
+class SessionFormatError(ClipBranchesError):
+    """A saved search session that cannot be read (not JSON, wrong format or version)."""
+
+
+class UnknownItemError(InvalidArgumentError):
+    """An item id that the catalog does not have."""
 
 
 __all__ = [

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from clipbranches._core import DEFAULT_BLOCK_ITEMS
 from clipbranches.cli import build, search
 from clipbranches.embed.encoders.factory import SPEC_HELP
 from clipbranches.exceptions import ClipBranchesError
@@ -70,7 +71,7 @@ def _building_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
     x = sub.add_parser("index", help="build (or rebuild) a catalog's index")
     x.add_argument("catalog", type=Path)
-    x.add_argument("--block-items", type=int, default=4096)
+    x.add_argument("--block-items", type=int, default=DEFAULT_BLOCK_ITEMS)
     _output(x)
     x.set_defaults(run=build.index)
 

@@ -1,9 +1,11 @@
 """Box-model learners with a scikit-learn-like API: decision branches, single and ensemble.
 
 Both fit on uint8 codes (the catalog's), train in Rust (the ensemble's members in parallel, the
-interpreter released), and expose their boxes (``boxes_``) for the query engine, which applies
-them to a whole catalog (:meth:`apply`). ``predict`` / ``score_samples`` run the fused scan
-over the rows given, for small inputs and tests.
+interpreter released) and keep the fitted boxes natively (``box_set_``, a
+:class:`~clipbranches.store.boxes.BoxSet`), which the query engine applies to a whole catalog
+in one native call (:meth:`apply`); ``boxes_`` is the same boxes as :class:`Box` objects, built
+on first use (for rules and display). ``predict`` / ``score_samples`` run the fused scan over
+the rows given, for small inputs and tests.
 
 Scores: a branch model scores an item by the number of its boxes containing it (accepted when
 > 0); an ensemble by the fraction of its members whose union contains it (accepted when > 0.5),
@@ -21,7 +23,7 @@ from numpy.typing import ArrayLike, NDArray
 from clipbranches import _core
 from clipbranches.exceptions import DimensionMismatchError, InvalidArgumentError
 from clipbranches.learn.ranking import NOTHING, Ranked
-from clipbranches.store.boxes import Box, to_csr
+from clipbranches.store.boxes import Box, BoxSet, boxes_of
 
 if TYPE_CHECKING:
     from clipbranches.store.catalog import Catalog
@@ -41,10 +43,6 @@ def original_subsets(dim: int = 32, seed: int = 0) -> list[tuple[int, ...]]:
     return [tuple(s) for s in _core.original_subsets(dim, seed)]
 
 
-#: A model's boxes as the native core returns them: offsets, dims, lo, hi, groups.
-BoxArrays = tuple[NDArray[np.int64], NDArray[np.uint16], NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint32]]
-
-
 class _Options(TypedDict):
     max_boxes: int
     min_pts: int | None
@@ -55,7 +53,13 @@ class _Options(TypedDict):
 
 
 class _BranchLearner:
-    """What both learners share: parameters, validation, boxes, scoring by the fused scan."""
+    """What both learners share: parameters, validation, boxes, scoring by the fused scan.
+
+    Attributes
+    ----------
+    box_set_ : BoxSet or None
+        The fitted boxes, held natively (None before :meth:`fit`).
+    """
 
     def __init__(
         self,
@@ -75,8 +79,18 @@ class _BranchLearner:
         self.max_failures = max_failures
         self.subsets = subsets
         self.seed = seed
-        self.boxes_: list[Box] = []
+        self.box_set_: BoxSet | None = None
+        self._boxes: list[Box] | None = None
         self.n_features_in_: int | None = None
+
+    @property
+    def boxes_(self) -> list[Box]:
+        """The fitted boxes as :class:`Box` objects, in the order found (an ensemble's member
+        after member, group = member); built from :attr:`box_set_` on first use. Empty before
+        :meth:`fit`."""
+        if self._boxes is None:
+            self._boxes = [] if self.box_set_ is None else boxes_of(self.box_set_)
+        return self._boxes
 
     def _fit_args(
         self, x: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None
@@ -113,17 +127,13 @@ class _BranchLearner:
             "seed": int(self.seed),
         }
 
-    def _set_boxes(self, arrays: BoxArrays) -> None:
-        offsets, dims, lo, hi, groups = arrays
-        self.boxes_ = [
-            Box(
-                tuple(int(d) for d in dims[a:b]),
-                tuple(int(v) for v in lo[a:b]),
-                tuple(int(v) for v in hi[a:b]),
-                int(g),
-            )
-            for a, b, g in zip(offsets[:-1], offsets[1:], groups, strict=True)
-        ]
+    def _set_boxes(self, box_set: BoxSet) -> None:
+        self.box_set_ = box_set
+        self._boxes = None
+
+    def _queryable(self) -> BoxSet | None:
+        """The fitted boxes, or None where there are none (before fit, or none found)."""
+        return self.box_set_ if self.box_set_ is not None and len(self.box_set_) else None
 
     def _counts(self, x: ArrayLike) -> tuple[NDArray[np.int64], NDArray[np.uint16], NDArray[np.uint16]]:
         if self.n_features_in_ is None:
@@ -131,13 +141,11 @@ class _BranchLearner:
         codes = _codes(x)
         if codes.shape[1] != self.n_features_in_:
             raise DimensionMismatchError(f"X has {codes.shape[1]} dims; the model was fitted on {self.n_features_in_}")
-        if not self.boxes_:
+        box_set = self._queryable()
+        if box_set is None:
             empty = np.zeros(0, np.uint16)
             return np.zeros(0, np.int64), empty, empty
-        offsets, dims, lo, hi, groups = to_csr(self.boxes_)
-        rows, box_counts, group_counts = _core.scan_boxes(
-            codes, {"offsets": offsets, "dims": dims, "lo": lo, "hi": hi, "groups": groups}
-        )
+        rows, box_counts, group_counts = _core.scan_boxes(codes, box_set)
         return rows.astype(np.int64), box_counts, group_counts
 
 
@@ -204,9 +212,10 @@ class DecisionBranch(_BranchLearner):
 
     def accept(self, catalog: Catalog) -> Ranked:
         """Every catalog item some box contains, scored by box count (unranked)."""
-        if not self.boxes_:
+        box_set = self._queryable()
+        if box_set is None:
             return NOTHING
-        hits = catalog.query_boxes(self.boxes_)
+        hits = catalog.query_boxes(box_set)
         return Ranked(hits.rows.astype(np.int64), hits.box_counts.astype(np.float64), hits.box_counts)
 
     def apply(self, catalog: Catalog) -> Ranked:
@@ -289,9 +298,10 @@ class BranchEnsemble(_BranchLearner):
 
     def accept(self, catalog: Catalog) -> Ranked:
         """Every catalog item scoring above the threshold (unranked)."""
-        if not self.boxes_:
+        box_set = self._queryable()
+        if box_set is None:
             return NOTHING
-        hits = catalog.query_boxes(self.boxes_)
+        hits = catalog.query_boxes(box_set)
         scores = hits.group_counts / self.n_members
         keep = scores > self.threshold
         return Ranked(hits.rows[keep].astype(np.int64), scores[keep], hits.box_counts[keep])

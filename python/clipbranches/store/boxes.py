@@ -2,6 +2,10 @@
 
 A box model (one decision-branch model, or each member of an ensemble) is a union of boxes; a
 query is the list of boxes of every member, each tagged with its member's ``group``.
+
+The query engines take a :class:`BoxSet`: the boxes held natively, validated, with the query
+built once. The learners return one; :func:`as_box_set` turns a sequence of :class:`Box` into
+one; :func:`boxes_of` gives a set's boxes back as :class:`Box` objects (for rules and display).
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from clipbranches._core import BoxSet
 from clipbranches.exceptions import InvalidQueryError
 
-__all__ = ["Box", "BoxHits", "to_csr"]
+__all__ = ["Box", "BoxHits", "BoxSet", "as_box_set", "boxes_of"]
 
 
 @dataclass(frozen=True)
@@ -59,34 +64,46 @@ class BoxHits(NamedTuple):
     group_counts: NDArray[np.uint16]
 
 
-def to_csr(
-    boxes: Sequence[Box],
-) -> tuple[NDArray[np.int64], NDArray[np.uint16], NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint32]]:
-    """The compressed arrays the native core takes: offsets, dims, lo, hi, groups."""
+def as_box_set(boxes: BoxSet | Sequence[Box], dim: int | None = None) -> BoxSet:
+    """``boxes`` as the native set the query engines take: a :class:`BoxSet` as it is, a
+    sequence of :class:`Box` converted (once per call, so convert a list queried many times
+    yourself).
+
+    Parameters
+    ----------
+    dim
+        The code width the boxes are checked against (default: one more than the largest
+        dimension used).
+
+    Raises
+    ------
+    InvalidQueryError
+        Not a sequence of Box; a box with more or fewer bounds than dims, a value that does
+        not fit (dims 0..65535, bounds 0..255, groups 0..2**32-2), lo > hi, a dimension out of
+        range or repeated (the native checks).
+    """
+    if isinstance(boxes, BoxSet):
+        return boxes
     if isinstance(boxes, Box) or not isinstance(boxes, Sequence):
-        raise InvalidQueryError(f"boxes must be a sequence of Box, got {type(boxes).__name__}")
+        raise InvalidQueryError(f"boxes must be a BoxSet or a sequence of Box, got {type(boxes).__name__}")
     lengths = []
     for i, b in enumerate(boxes):
         if not isinstance(b, Box):
             raise InvalidQueryError(f"box {i} is a {type(b).__name__}, not a Box")
+        if not len(b.dims) == len(b.lo) == len(b.hi):
+            raise InvalidQueryError(f"box {i}: {len(b.dims)} dims but {len(b.lo)} lower and {len(b.hi)} upper bounds")
         lengths.append(len(b.dims))
     offsets = np.zeros(len(boxes) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    flat = [v for b in boxes for v in zip(b.dims, b.lo, b.hi, strict=False)]
-    values = np.array(flat, dtype=np.int64).reshape(-1, 3)
-    for name, column, top in (("dims", values[:, 0], 65535), ("lo", values[:, 1], 255), ("hi", values[:, 2], 255)):
-        if column.size and (column.min() < 0 or column.max() > top):
-            raise InvalidQueryError(f"box {name} must lie in 0..{top}")
+    values = np.array([v for b in boxes for v in zip(b.dims, b.lo, b.hi, strict=True)], dtype=np.int64).reshape(-1, 3)
     groups = np.array([b.group for b in boxes], dtype=np.int64)
-    if groups.size and (groups.min() < 0 or groups.max() >= 2**32 - 1):
-        raise InvalidQueryError("box groups must lie in 0..2**32-2")
-    for i, b in enumerate(boxes):
-        if not len(b.dims) == len(b.lo) == len(b.hi):
-            raise InvalidQueryError(f"box {i}: {len(b.dims)} dims but {len(b.lo)} lower and {len(b.hi)} upper bounds")
-    return (
-        offsets,
-        values[:, 0].astype(np.uint16),
-        values[:, 1].astype(np.uint8),
-        values[:, 2].astype(np.uint8),
-        groups.astype(np.uint32),
-    )
+    return BoxSet.from_arrays(offsets, values[:, 0], values[:, 1], values[:, 2], groups, dim)
+
+
+def boxes_of(box_set: BoxSet) -> list[Box]:
+    """The boxes of ``box_set`` as :class:`Box` objects, in its order."""
+    offsets, dims, lo, hi, groups = (a.tolist() for a in box_set.arrays())
+    return [
+        Box(tuple(dims[a:b]), tuple(lo[a:b]), tuple(hi[a:b]), g)
+        for a, b, g in zip(offsets[:-1], offsets[1:], groups, strict=True)
+    ]

@@ -26,8 +26,8 @@ from clipbranches.exceptions import (
     UnknownItemError,
 )
 from clipbranches.options import DEFAULT_K
-from clipbranches.store.boxes import Box, BoxHits
-from clipbranches.store.index import INDEX_FILE, Index, _csr
+from clipbranches.store.boxes import Box, BoxHits, BoxSet, as_box_set
+from clipbranches.store.index import INDEX_FILE, Index
 from clipbranches.store.quantize import CalibratedQuantizer, FixedRangeQuantizer, Quantizer, quantizer_from_params
 
 __all__ = ["HEAD_FILE", "ITEM_COLUMNS", "THUMBS_DIR", "Catalog"]
@@ -275,14 +275,15 @@ class Catalog:
         found = item_ids[order][at] == ids if n else np.zeros(len(ids), bool)
         return np.where(found, order[at], 0), found
 
-    def build_index(self, *, block_items: int = 4096) -> Index:
+    def build_index(self, *, block_items: int = _core.DEFAULT_BLOCK_ITEMS) -> Index:
         """Build the block index of this catalog (in parallel) and save it atomically to
         ``<catalog>/index/blocks.cbi``, replacing any earlier one.
 
         Parameters
         ----------
         block_items
-            Items per block (k-d tree leaf), a multiple of 128 up to 65536.
+            Items per block (k-d tree leaf), a multiple of 128 up to 65536; the default is the
+            native core's ``DEFAULT_BLOCK_ITEMS`` (4096).
         """
         core = _core.BlockIndex.build(self.codes, self.codes_checksum, block_items)
         core.save(self.path / INDEX_FILE)
@@ -309,29 +310,42 @@ class Catalog:
             self._index = Index(_core.BlockIndex.open(path, self.codes_checksum))
         return self._index
 
-    def query_boxes(self, boxes: Sequence[Box], *, method: Literal["auto", "index", "scan"] = "auto") -> BoxHits:
+    def query_boxes(
+        self, boxes: BoxSet | Sequence[Box], *, method: Literal["auto", "index", "scan"] = "auto"
+    ) -> BoxHits:
         """Every item inside at least one of ``boxes``: ``(rows, box_counts, group_counts)``.
 
-        ``method="index"`` uses the block index, ``"scan"`` the fused scan of the codes (no
-        index needed), ``"auto"`` whichever :meth:`choose_method` predicts to be faster. Both
-        give the same hits; the scan lists them by ascending id, the index in index order.
+        ``boxes`` is a :class:`~clipbranches.store.boxes.BoxSet` (what the learners hold) or a
+        sequence of :class:`~clipbranches.store.boxes.Box`, converted once. ``method="index"``
+        uses the block index, ``"scan"`` the fused scan of the codes (no index needed),
+        ``"auto"`` whichever :meth:`choose_method` predicts to be faster. The native core makes
+        that choice and runs the query in one call. Both engines give the same hits; the scan
+        lists them by ascending row, the index in index order.
+
+        Raises
+        ------
+        InvalidQueryError
+            Boxes that cannot be right (see :func:`~clipbranches.store.boxes.as_box_set`).
+        InvalidArgumentError
+            Another method.
+        IndexNotFoundError, IndexFormatError, StaleIndexError
+            ``method="index"`` without a usable index (``"auto"`` also opens an existing one).
         """
-        if method not in ("auto", "index", "scan"):
-            raise InvalidArgumentError(f"method must be 'auto', 'index' or 'scan', got {method!r}")
-        if method == "auto":
-            method = self.choose_method(boxes)
-        if method == "index":
-            return self.index.query_boxes(boxes)
-        rows, box_counts, group_counts = _core.scan_boxes(self.codes, _csr(boxes))
+        box_set = as_box_set(boxes, self.dim)
+        if method == "index" or (method == "auto" and self.has_index):
+            index: _core.BlockIndex | None = self.index._core
+        else:
+            index = None
+        rows, box_counts, group_counts = _core.query_boxes(self.codes, index, box_set, method)
         return BoxHits(rows, box_counts, group_counts)
 
-    def choose_method(self, boxes: Sequence[Box]) -> Literal["index", "scan"]:
+    def choose_method(self, boxes: BoxSet | Sequence[Box]) -> Literal["index", "scan"]:
         """The engine ``query_boxes(method="auto")`` uses: the scan without an index, otherwise
-        the one the index's cost model (:meth:`Index.estimate`) predicts to be faster."""
+        the one the index's native cost model (:meth:`Index.estimate`) predicts to be faster."""
         if not self.has_index:
             return "scan"
-        index_ms, scan_ms = self.index.estimate(boxes)
-        return "scan" if scan_ms < index_ms else "index"
+        index_ns, scan_ns = self.index._core.estimate(as_box_set(boxes, self.dim))
+        return "scan" if scan_ns < index_ns else "index"
 
     def nearest(
         self, query_codes: NDArray[np.uint8], k: int = DEFAULT_K

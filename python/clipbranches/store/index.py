@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 from clipbranches import _core
-from clipbranches.store.boxes import Box, BoxHits, to_csr
+from clipbranches.store.boxes import Box, BoxHits, BoxSet, as_box_set
 
 __all__ = ["INDEX_FILE", "Index"]
 
@@ -46,17 +44,18 @@ class Index:
         """Items per block (leaf)."""
         return self._core.block_items
 
-    def estimate(self, boxes: Sequence[Box]) -> tuple[float, float]:
+    def estimate(self, boxes: BoxSet | Sequence[Box]) -> tuple[float, float]:
         """Predicted single-thread cost in ms of ``(index, scan)`` for a query.
 
         From a sample of at most 256 blocks and per-unit costs measured by
         ``benchmarks/index.py``; the index wins except on tiny catalogs.
         """
-        index_ns, scan_ns = self._core.estimate(_csr(boxes))
+        index_ns, scan_ns = self._core.estimate(as_box_set(boxes, self.dim))
         return index_ns / 1e6, scan_ns / 1e6
 
-    def query_boxes(self, boxes: Sequence[Box]) -> BoxHits:
-        """Every item inside at least one of ``boxes``, with box and group counts.
+    def query_boxes(self, boxes: BoxSet | Sequence[Box]) -> BoxHits:
+        """Every item inside at least one of ``boxes`` (a :class:`BoxSet`, or boxes converted
+        to one), with box and group counts.
 
         Runs in parallel with the interpreter released.
 
@@ -65,14 +64,8 @@ class Index:
         InvalidQueryError
             An empty list, lo > hi, a dimension out of range or repeated.
         """
-        rows, box_counts, group_counts = self._core.query_boxes(_csr(boxes))
+        rows, box_counts, group_counts = self._core.query_boxes(as_box_set(boxes, self.dim))
         return BoxHits(rows, box_counts, group_counts)
 
     def __repr__(self) -> str:
         return f"Index(items={len(self)}, dim={self.dim}, bytes={self.nbytes}, block_items={self.block_items})"
-
-
-def _csr(boxes: Sequence[Box]) -> dict[str, np.ndarray]:
-    """Boxes in the form the native core takes."""
-    offsets, dims, lo, hi, groups = to_csr(boxes)
-    return {"offsets": offsets, "dims": dims, "lo": lo, "hi": hi, "groups": groups}

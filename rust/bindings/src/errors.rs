@@ -1,7 +1,9 @@
-//! The Python exception tree and the one mapping from Rust errors to it.
+//! The exceptions Rust raises and the one mapping from Rust errors to them.
 //!
-//! The classes carry `__module__ = "clipbranches.exceptions"`, where the package re-exports
-//! them, so tracebacks show the public name.
+//! Only the classes some `ToPyErr` mapping below raises (and their bases) are defined here;
+//! the errors only Python code raises are defined in `clipbranches/exceptions.py`, on these
+//! bases. The classes carry `__module__ = "clipbranches.exceptions"`, where the package
+//! re-exports them, so tracebacks show the public name.
 
 use clipbranches_index::IndexError;
 use clipbranches_learn::LearnError;
@@ -64,25 +66,6 @@ create_exception!(
     ClipBranchesError,
     "An argument that cannot be right (wrong dtype, bad parameter)."
 );
-
-create_exception!(
-    clipbranches.exceptions,
-    EncoderError,
-    ClipBranchesError,
-    "An encoder cannot be loaded (missing weights, unknown model); the message says what to pass."
-);
-create_exception!(
-    clipbranches.exceptions,
-    DatasetNotFoundError,
-    ClipBranchesError,
-    "A data set a benchmark or the demo needs is not installed (the message says how)."
-);
-create_exception!(
-    clipbranches.exceptions,
-    IndexNotFoundError,
-    CatalogError,
-    "The catalog has no index yet: build it with catalog.build_index()."
-);
 create_exception!(
     clipbranches.exceptions,
     IndexFormatError,
@@ -94,24 +77,6 @@ create_exception!(
     StaleIndexError,
     CatalogError,
     "The index was built for another catalog (or another version of it)."
-);
-create_exception!(
-    clipbranches.exceptions,
-    EncoderMismatchError,
-    EncoderError,
-    "A query encoder whose space differs from the one that encoded the catalog."
-);
-create_exception!(
-    clipbranches.exceptions,
-    UnknownItemError,
-    InvalidArgumentError,
-    "An item id that the catalog does not have."
-);
-create_exception!(
-    clipbranches.exceptions,
-    SessionFormatError,
-    ClipBranchesError,
-    "A saved search session that cannot be read (not JSON, wrong format or version)."
 );
 create_exception!(
     clipbranches.exceptions,
@@ -130,16 +95,10 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CatalogFormatError", py.get_type::<CatalogFormatError>())?;
     m.add("ChecksumError", py.get_type::<ChecksumError>())?;
     m.add("CatalogIOError", py.get_type::<CatalogIOError>())?;
-    m.add("IndexNotFoundError", py.get_type::<IndexNotFoundError>())?;
     m.add("IndexFormatError", py.get_type::<IndexFormatError>())?;
     m.add("StaleIndexError", py.get_type::<StaleIndexError>())?;
     m.add("DimensionMismatchError", py.get_type::<DimensionMismatchError>())?;
-    m.add("DatasetNotFoundError", py.get_type::<DatasetNotFoundError>())?;
-    m.add("EncoderError", py.get_type::<EncoderError>())?;
     m.add("InvalidQueryError", py.get_type::<InvalidQueryError>())?;
-    m.add("EncoderMismatchError", py.get_type::<EncoderMismatchError>())?;
-    m.add("UnknownItemError", py.get_type::<UnknownItemError>())?;
-    m.add("SessionFormatError", py.get_type::<SessionFormatError>())?;
     m.add("InvalidArgumentError", py.get_type::<InvalidArgumentError>())?;
     Ok(())
 }

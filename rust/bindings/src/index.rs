@@ -1,14 +1,17 @@
-//! `_core.BlockIndex`, `_core.scan_boxes`, `_core.nearest` and `_core.linear_accept`: box
-//! queries, top-k and linear scans.
+//! `_core.BlockIndex`, `_core.query_boxes`, `_core.scan_boxes`, `_core.nearest` and
+//! `_core.linear_accept`: box queries (of a `_core.BoxSet`), top-k and linear scans.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clipbranches_index::{BlockIndex, BoxQuery, BuildOptions, Hits, IndexError, linear, scan, topk};
+use clipbranches_index::{
+    BlockIndex, BuildOptions, DEFAULT_BLOCK_ITEMS, Hits, IndexError, Method, linear, method, scan, topk,
+};
 use numpy::ndarray::Array2;
-use numpy::{Element, IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
+use crate::boxes::PyBoxSet;
 use crate::detached;
 use crate::errors::ToPyErr;
 
@@ -20,35 +23,6 @@ type Accepted<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>);
 
 /// `(distances, rows)` of a top-k search.
 type Neighbours<'py> = (Bound<'py, PyArray2<u32>>, Bound<'py, PyArray2<u64>>);
-
-/// Boxes in the compressed form the Python facade sends (see `BoxQuery::from_csr`).
-#[derive(FromPyObject)]
-#[pyo3(from_item_all)]
-pub struct CsrBoxes<'py> {
-    offsets: PyReadonlyArray1<'py, i64>,
-    dims: PyReadonlyArray1<'py, u16>,
-    lo: PyReadonlyArray1<'py, u8>,
-    hi: PyReadonlyArray1<'py, u8>,
-    groups: PyReadonlyArray1<'py, u32>,
-}
-
-impl CsrBoxes<'_> {
-    fn query(&self, dim: usize) -> PyResult<BoxQuery> {
-        BoxQuery::from_csr(
-            dim,
-            contiguous(&self.offsets)?,
-            contiguous(&self.dims)?,
-            contiguous(&self.lo)?,
-            contiguous(&self.hi)?,
-            contiguous(&self.groups)?,
-        )
-        .map_err(ToPyErr::to_pyerr)
-    }
-}
-
-fn contiguous<'a, T: Element>(array: &'a PyReadonlyArray1<'_, T>) -> PyResult<&'a [T]> {
-    array.as_slice().map_err(|_| IndexError::InvalidQuery("box arrays must be contiguous".into()).to_pyerr())
-}
 
 fn codes_slice<'a>(codes: &'a PyReadonlyArray2<'_, u8>) -> PyResult<&'a [u8]> {
     codes.as_slice().map_err(|_| IndexError::InvalidQuery("codes must be C-contiguous".into()).to_pyerr())
@@ -68,8 +42,7 @@ pub struct PyBlockIndex {
 impl PyBlockIndex {
     /// Builds an index over `(n, dim)` uint8 codes (in parallel, interpreter released).
     #[staticmethod]
-    // The default is clipbranches_index::DEFAULT_BLOCK_ITEMS, spelled out so Python sees it.
-    #[pyo3(signature = (codes, codes_checksum, block_items = 4096))]
+    #[pyo3(signature = (codes, codes_checksum, block_items = DEFAULT_BLOCK_ITEMS))]
     fn build(
         py: Python<'_>,
         codes: PyReadonlyArray2<'_, u8>,
@@ -125,14 +98,15 @@ impl PyBlockIndex {
     }
 
     /// Predicted single-thread cost `(index_ns, scan_ns)` of a query (see `QueryCost`).
-    fn estimate(&self, boxes: CsrBoxes<'_>) -> PyResult<(f64, f64)> {
-        let cost = self.inner.estimate(&boxes.query(self.inner.dim())?);
+    fn estimate(&self, boxes: PyRef<'_, PyBoxSet>) -> PyResult<(f64, f64)> {
+        let query = boxes.inner.query_for(self.inner.dim()).map_err(ToPyErr::to_pyerr)?;
+        let cost = self.inner.estimate(&query);
         Ok((cost.index_ns, cost.scan_ns))
     }
 
     /// Every item inside at least one box: `(rows, box_counts, group_counts)`, in index order.
-    fn query_boxes<'py>(&self, py: Python<'py>, boxes: CsrBoxes<'py>) -> PyResult<HitArrays<'py>> {
-        let query = boxes.query(self.inner.dim())?;
+    fn query_boxes<'py>(&self, py: Python<'py>, boxes: PyRef<'py, PyBoxSet>) -> PyResult<HitArrays<'py>> {
+        let query = boxes.inner.query_for(self.inner.dim()).map_err(ToPyErr::to_pyerr)?;
         let hits = detached(py, || self.inner.query(&query))?;
         Ok(hit_arrays(py, hits))
     }
@@ -143,11 +117,31 @@ impl PyBlockIndex {
 pub fn scan_boxes<'py>(
     py: Python<'py>,
     codes: PyReadonlyArray2<'py, u8>,
-    boxes: CsrBoxes<'py>,
+    boxes: PyRef<'py, PyBoxSet>,
 ) -> PyResult<HitArrays<'py>> {
-    let query = boxes.query(codes.shape()[1])?;
+    let query = boxes.inner.query_for(codes.shape()[1]).map_err(ToPyErr::to_pyerr)?;
     let bytes = codes_slice(&codes)?;
     let hits = detached(py, || scan::query(bytes, &query))?;
+    Ok(hit_arrays(py, hits))
+}
+
+/// A catalog's box query in one call: over its row-major `(n, dim)` codes and, if given, its
+/// index, by `method` ("auto": the scan without an index, else the engine the index's cost
+/// model predicts to be faster; "index"; "scan").
+#[pyfunction]
+#[pyo3(signature = (codes, index, boxes, method = "auto"))]
+pub fn query_boxes<'py>(
+    py: Python<'py>,
+    codes: PyReadonlyArray2<'py, u8>,
+    index: Option<PyRef<'py, PyBlockIndex>>,
+    boxes: PyRef<'py, PyBoxSet>,
+    method: &str,
+) -> PyResult<HitArrays<'py>> {
+    let method: Method = method.parse().map_err(ToPyErr::to_pyerr)?;
+    let query = boxes.inner.query_for(codes.shape()[1]).map_err(ToPyErr::to_pyerr)?;
+    let bytes = codes_slice(&codes)?;
+    let index = index.as_ref().map(|i| &*i.inner);
+    let hits = detached(py, || method::query(bytes, index, &query, method))?;
     Ok(hit_arrays(py, hits))
 }
 

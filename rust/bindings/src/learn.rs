@@ -1,26 +1,18 @@
 //! `_core.fit_branch`, `_core.fit_ensemble`, `_core.original_subsets`: the learners.
 //!
-//! Models cross the boundary as boxes in the compressed form of `BoxQuery::from_csr`
-//! (offsets, dims, lo, hi, groups), which the Python facade turns into `Box` objects.
+//! A fitted model crosses the boundary as a `_core.BoxSet` (its boxes, validated, with the
+//! query built once), which the Python facade keeps and hands back to every query.
 
+use clipbranches_index::{BoxSet, BoxSpec};
 use clipbranches_learn::{
-    BranchParams, DecisionBranch, EnsembleParams, LearnError, Subsets, TrainingSet, fit_branch as fit_one,
-    fit_ensemble as fit_many,
+    BranchParams, EnsembleParams, LearnError, Subsets, TrainingSet, fit_branch as fit_one, fit_ensemble as fit_many,
 };
-use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
+use crate::boxes::PyBoxSet;
 use crate::detached;
 use crate::errors::ToPyErr;
-
-/// `(offsets, dims, lo, hi, groups)` of a model's boxes.
-type BoxArrays<'py> = (
-    Bound<'py, PyArray1<i64>>,
-    Bound<'py, PyArray1<u16>>,
-    Bound<'py, PyArray1<u8>>,
-    Bound<'py, PyArray1<u8>>,
-    Bound<'py, PyArray1<u32>>,
-);
 
 /// The training data, borrowed from numpy arrays (C-contiguous).
 struct Borrowed<'a> {
@@ -55,27 +47,17 @@ fn branch_params(
     BranchParams { max_boxes, min_pts, max_evals, open_sides, max_failures, seed }
 }
 
-fn box_arrays<'py>(py: Python<'py>, models: &[DecisionBranch]) -> BoxArrays<'py> {
-    let mut offsets = vec![0i64];
-    let (mut dims, mut lo, mut hi, mut groups) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (model, group) in models.iter().zip(0u32..) {
-        for b in &model.boxes {
-            dims.extend_from_slice(&b.dims);
-            lo.extend_from_slice(&b.lo);
-            hi.extend_from_slice(&b.hi);
-            groups.push(group);
-            offsets.push(i64::try_from(dims.len()).unwrap_or(i64::MAX));
-        }
-    }
-    (offsets.into_pyarray(py), dims.into_pyarray(py), lo.into_pyarray(py), hi.into_pyarray(py), groups.into_pyarray(py))
+/// A fitted model's boxes over codes of width `dim`, as the set Python holds.
+fn box_set(dim: usize, boxes: Vec<BoxSpec>) -> PyResult<PyBoxSet> {
+    Ok(BoxSet::new(dim, boxes).map_err(ToPyErr::to_pyerr)?.into())
 }
 
-/// Fits one decision-branch model; returns its boxes (all of group 0).
+/// Fits one decision-branch model; returns its boxes (all of group 0), in the order found.
 #[pyfunction]
 #[pyo3(signature = (codes, labels, weights, subsets, *, max_boxes, min_pts, max_evals, open_sides, max_failures, seed))]
 #[allow(clippy::too_many_arguments)]
-pub fn fit_branch<'py>(
-    py: Python<'py>,
+pub fn fit_branch(
+    py: Python<'_>,
     codes: PyReadonlyArray2<'_, u8>,
     labels: PyReadonlyArray1<'_, bool>,
     weights: PyReadonlyArray1<'_, f64>,
@@ -86,23 +68,23 @@ pub fn fit_branch<'py>(
     open_sides: bool,
     max_failures: usize,
     seed: u64,
-) -> PyResult<BoxArrays<'py>> {
+) -> PyResult<PyBoxSet> {
     let b = borrow(&codes, &labels, &weights)?;
     let params = branch_params(max_boxes, min_pts, max_evals, open_sides, max_failures, seed);
     let model = detached(py, || {
         let data = TrainingSet::new(b.codes, b.dim, b.labels, b.weights)?;
         fit_one(&data, &Subsets::new(b.dim, subsets)?, &params)
     })?;
-    Ok(box_arrays(py, std::slice::from_ref(&model)))
+    box_set(b.dim, model.box_specs(0))
 }
 
 /// Fits an ensemble of `members` branch models in parallel; returns every member's boxes,
-/// group = member index.
+/// member after member, group = member index.
 #[pyfunction]
 #[pyo3(signature = (codes, labels, weights, subsets, *, members, keep_positives, max_boxes, min_pts, max_evals, open_sides, max_failures, seed))]
 #[allow(clippy::too_many_arguments)]
-pub fn fit_ensemble<'py>(
-    py: Python<'py>,
+pub fn fit_ensemble(
+    py: Python<'_>,
     codes: PyReadonlyArray2<'_, u8>,
     labels: PyReadonlyArray1<'_, bool>,
     weights: PyReadonlyArray1<'_, f64>,
@@ -115,7 +97,7 @@ pub fn fit_ensemble<'py>(
     open_sides: bool,
     max_failures: usize,
     seed: u64,
-) -> PyResult<BoxArrays<'py>> {
+) -> PyResult<PyBoxSet> {
     let b = borrow(&codes, &labels, &weights)?;
     let params = EnsembleParams {
         members,
@@ -126,7 +108,7 @@ pub fn fit_ensemble<'py>(
         let data = TrainingSet::new(b.codes, b.dim, b.labels, b.weights)?;
         fit_many(&data, &Subsets::new(b.dim, subsets)?, &params)
     })?;
-    Ok(box_arrays(py, &model.members))
+    box_set(b.dim, model.box_specs())
 }
 
 /// The original CLIP-Branches subset configuration (64 x 4, 32 x 6, 8 x 8 dims) for `dim`.

@@ -8,6 +8,7 @@
 // value is how a `#[pyfunction]` is written, not a missed borrow.
 #![allow(clippy::needless_pass_by_value)]
 
+mod boxes;
 mod catalog;
 mod errors;
 mod hybrid;
@@ -24,11 +25,13 @@ mod _core {
     use pyo3::prelude::*;
 
     #[pymodule_export]
+    use crate::boxes::PyBoxSet;
+    #[pymodule_export]
     use crate::catalog::PyCatalog;
     #[pymodule_export]
     use crate::hybrid::PyHybrid;
     #[pymodule_export]
-    use crate::index::{PyBlockIndex, linear_accept, nearest, scan_boxes};
+    use crate::index::{PyBlockIndex, linear_accept, nearest, query_boxes, scan_boxes};
     #[pymodule_export]
     use crate::learn::{fit_branch, fit_ensemble, original_subsets};
     #[pymodule_export]
@@ -39,6 +42,8 @@ mod _core {
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        // Items per block of an index unless told otherwise: the one value Python uses too.
+        m.add("DEFAULT_BLOCK_ITEMS", clipbranches_index::DEFAULT_BLOCK_ITEMS)?;
         crate::errors::register(m)
     }
 }

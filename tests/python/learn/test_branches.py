@@ -9,6 +9,7 @@ import pytest
 from clipbranches import Catalog, DimensionMismatchError, InvalidArgumentError, testing
 from clipbranches.learn import BranchEnsemble, DecisionBranch, build_training_set, original_subsets
 from clipbranches.store import Box
+from clipbranches.store.boxes import boxes_of
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +86,27 @@ def test_ensemble_groups_are_members(clustered: Catalog) -> None:
     ts = round_for(clustered, cluster=9)
     model = BranchEnsemble(n_members=6, seed=0).fit(ts.codes, ts.labels, ts.weights)
     assert {b.group for b in model.boxes_} == set(range(6))
+    assert model.box_set_ is not None
+    assert model.box_set_.groups == 6
+
+
+def test_models_keep_the_native_set_and_build_the_box_view_once(clustered: Catalog) -> None:
+    ts = round_for(clustered, cluster=4)
+    model = DecisionBranch(seed=3)
+    assert model.box_set_ is None
+    assert model.boxes_ == []
+    model.fit(ts.codes, ts.labels, ts.weights)
+    assert model.box_set_ is not None
+    assert (len(model.box_set_), model.box_set_.dim, model.box_set_.groups) == (len(model.boxes_), 32, 1)
+    assert model.boxes_ is model.boxes_, "built once"
+    assert boxes_of(model.box_set_) == model.boxes_
+    hits = clustered.query_boxes(model.boxes_)
+    np.testing.assert_array_equal(np.sort(hits.rows), np.sort(model.accept(clustered).rows))
+    first = model.boxes_
+    model.fit(ts.codes[:, :16], ts.labels)
+    assert model.box_set_.dim == 16
+    assert model.boxes_ is not first, "a refit drops the old view"
+    assert all(max(b.dims) < 16 for b in model.boxes_)
 
 
 def test_training_set_rules(clustered: Catalog) -> None:

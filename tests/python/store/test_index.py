@@ -74,7 +74,7 @@ def box_lists(draw: st.DrawFn, dim: int = 32) -> list[Box]:
 @given(boxes=box_lists())
 def test_index_scan_and_numpy_agree(clustered: Catalog, boxes: list[Box]) -> None:
     expected = brute_force(np.asarray(clustered.codes), boxes)
-    for method in ("index", "scan"):
+    for method in ("auto", "index", "scan"):
         got = in_id_order(clustered.query_boxes(boxes, method=method))
         for g, e in zip(got, expected, strict=True):
             np.testing.assert_array_equal(g, e)
@@ -135,13 +135,13 @@ def test_index_persists_and_reopens(clustered: Catalog) -> None:
         ([Box((1, 2), (0,), (9, 9))], "1 lower and 2 upper"),
         ([Box((1,), (0,), (256,))], "hi must lie in 0..255"),
         ([Box((1,), (-1,), (2,))], "lo must lie in 0..255"),
-        ([Box((1,), (0,), (2,), group=-1)], "groups must lie"),
+        ([Box((1,), (0,), (2,), group=-1)], "group must lie"),
         ([(1, 0, 2)], "not a Box"),
         (Box((1,), (0,), (2,)), "sequence of Box"),
     ],
 )
 def test_bad_boxes(clustered: Catalog, boxes: object, message: str) -> None:
-    for method in ("index", "scan"):
+    for method in ("auto", "index", "scan"):
         with pytest.raises(InvalidQueryError, match=message):
             clustered.query_boxes(boxes, method=method)  # type: ignore[arg-type]
 

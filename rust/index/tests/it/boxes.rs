@@ -1,6 +1,6 @@
 //! Box queries: block index == fused scan == naive loop, for rows and both counts.
 
-use clipbranches_index::{BlockIndex, BoxQuery, BoxSpec, BuildOptions, naive, scan};
+use clipbranches_index::{BlockIndex, BoxQuery, BoxSet, BoxSpec, BuildOptions, Method, method, naive, scan};
 use proptest::prelude::*;
 
 /// A stand-in catalog checksum.
@@ -77,6 +77,25 @@ proptest! {
         prop_assert_eq!(&scan::query(&codes, &query).unwrap(), &expected);
         let index = BlockIndex::build(&codes, dim, ZERO, BuildOptions { block_items }).unwrap();
         prop_assert_eq!(&index.query(&query).unwrap().sorted_by_row(), &expected);
+    }
+
+    #[test]
+    fn a_box_set_round_trips_and_every_method_agrees_with_naive((dim, codes, boxes, block_items) in case()) {
+        let set = BoxSet::new(dim, boxes.clone()).unwrap();
+        let csr = set.to_csr();
+        let wide = |v: &[u8]| v.iter().map(|&x| i64::from(x)).collect::<Vec<_>>();
+        let dims: Vec<i64> = csr.dims.iter().map(|&d| i64::from(d)).collect();
+        let groups: Vec<i64> = csr.groups.iter().map(|&g| i64::from(g)).collect();
+        let again = BoxSet::from_csr(Some(dim), &csr.offsets, &dims, &wide(&csr.lo), &wide(&csr.hi), &groups).unwrap();
+        prop_assert_eq!(again.boxes(), &boxes[..]);
+        prop_assert_eq!(again.to_csr(), csr);
+        let expected = naive::query(&codes, set.query().unwrap());
+        let index = BlockIndex::build(&codes, dim, ZERO, BuildOptions { block_items }).unwrap();
+        for m in [Method::Auto, Method::Index, Method::Scan] {
+            let hits = method::query(&codes, Some(&index), set.query().unwrap(), m).unwrap().sorted_by_row();
+            prop_assert_eq!(&hits, &expected, "{:?}", m);
+        }
+        prop_assert_eq!(&method::query(&codes, None, set.query().unwrap(), Method::Auto).unwrap(), &expected);
     }
 }
 
