@@ -109,39 +109,6 @@ def test_models_keep_the_native_set_and_build_the_box_view_once(clustered: Catal
     assert all(max(b.dims) < 16 for b in model.boxes_)
 
 
-def test_training_set_rules(clustered: Catalog) -> None:
-    ts = build_training_set(clustered.codes, [5, 6, 6], [7, 8], random_negatives=300, negative_weight=4, seed=3)
-    assert ts.positives == 2
-    assert list(ts.rows[:4]) == [5, 6, 7, 8]
-    assert list(ts.weights[:4]) == [1.0, 1.0, 4.0, 4.0]
-    assert len(ts) == 4 + 300
-    assert not np.isin(ts.rows[4:], [5, 6, 7, 8]).any(), "random negatives exclude labelled items"
-    assert len(np.unique(ts.rows)) == len(ts.rows)
-    np.testing.assert_array_equal(ts.codes, clustered.codes[ts.rows])
-    again = build_training_set(clustered.codes, [5, 6], [7, 8], random_negatives=300, negative_weight=4, seed=3)
-    np.testing.assert_array_equal(ts.rows, again.rows)
-
-
-@pytest.mark.parametrize(
-    ("positives", "negatives", "kwargs", "match"),
-    [
-        ([], [1], {}, "at least one positive"),
-        ([20_000], [], {}, "out of range"),
-        ([-1], [], {}, "out of range"),
-        ([1.5], [], {}, "integers"),
-        ([1], [1], {}, "both positive and negative"),
-        ([1], [], {"random_negatives": -1}, "random_negatives"),
-        ([1], [], {"random_negatives": 10_001}, "random_negatives"),
-        ([1], [], {"negative_weight": 0}, "negative_weight"),
-        ([1], [], {"negative_weight": 101}, "negative_weight"),
-        ([1], [], {"negative_weight": 2.5}, "negative_weight"),
-    ],
-)
-def test_training_set_errors(clustered: Catalog, positives: list, negatives: list, kwargs: dict, match: str) -> None:
-    with pytest.raises(InvalidArgumentError, match=match):
-        build_training_set(clustered.codes, positives, negatives, **kwargs)
-
-
 def test_fit_errors(clustered: Catalog) -> None:
     ts = round_for(clustered, cluster=1)
     with pytest.raises(InvalidArgumentError, match="uint8"):
@@ -169,13 +136,3 @@ def test_fit_errors(clustered: Catalog) -> None:
     fitted = DecisionBranch().fit(ts.codes, ts.labels)
     with pytest.raises(DimensionMismatchError, match="dims"):
         fitted.predict(ts.codes[:, :16])
-
-
-def test_random_pool_is_fixed_and_distinct() -> None:
-    from clipbranches.learn.training import random_pool
-
-    big = random_pool(100_000_000)
-    assert len(np.unique(big)) == len(big) == 10_000
-    assert big.max() < 100_000_000
-    np.testing.assert_array_equal(big, random_pool(100_000_000))
-    assert sorted(random_pool(50)) == list(range(50))

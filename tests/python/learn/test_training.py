@@ -95,3 +95,44 @@ def test_codes_must_be_a_uint8_matrix() -> None:
         build_training_set(CODES.astype(np.int16), [1])  # type: ignore[arg-type]
     with pytest.raises(DimensionMismatchError, match="uint8"):
         build_training_set(CODES[0], [1])
+
+
+def test_training_set_rules() -> None:
+    ts = build_training_set(CODES, [5, 6, 6], [7, 8], random_negatives=300, negative_weight=4, seed=3)
+    assert ts.positives == 2
+    assert list(ts.rows[:4]) == [5, 6, 7, 8]
+    assert list(ts.weights[:4]) == [1.0, 1.0, 4.0, 4.0]
+    assert len(ts) == 4 + 300
+    assert not np.isin(ts.rows[4:], [5, 6, 7, 8]).any(), "random negatives exclude labelled items"
+    assert len(np.unique(ts.rows)) == len(ts.rows)
+    np.testing.assert_array_equal(ts.codes, CODES[ts.rows])
+    again = build_training_set(CODES, [5, 6], [7, 8], random_negatives=300, negative_weight=4, seed=3)
+    np.testing.assert_array_equal(ts.rows, again.rows)
+
+
+@pytest.mark.parametrize(
+    ("positives", "negatives", "kwargs", "match"),
+    [
+        ([], [1], {}, "at least one positive"),
+        ([20_000], [], {}, "out of range"),
+        ([-1], [], {}, "out of range"),
+        ([1.5], [], {}, "integers"),
+        ([1], [1], {}, "both positive and negative"),
+        ([1], [], {"random_negatives": -1}, "random_negatives"),
+        ([1], [], {"random_negatives": 10_001}, "random_negatives"),
+        ([1], [], {"negative_weight": 0}, "negative_weight"),
+        ([1], [], {"negative_weight": 101}, "negative_weight"),
+        ([1], [], {"negative_weight": 2.5}, "negative_weight"),
+    ],
+)
+def test_training_set_errors(positives: list, negatives: list, kwargs: dict, match: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=match):
+        build_training_set(CODES, positives, negatives, **kwargs)
+
+
+def test_random_pool_is_fixed_and_distinct() -> None:
+    big = random_pool(100_000_000)
+    assert len(np.unique(big)) == len(big) == 10_000
+    assert big.max() < 100_000_000
+    np.testing.assert_array_equal(big, random_pool(100_000_000))
+    assert sorted(random_pool(50)) == list(range(50))
