@@ -109,6 +109,8 @@ def main() -> None:
     sizes = [*args.sizes, 100_000_000] if args.large else args.sizes
     print("engine benchmark: refine end to end (train + query + rank) per model, synthetic catalogs")
     print(machine_line())
+    if args.dir is not None:
+        args.dir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="cb-engine-", dir=args.dir))
     try:
         for n in sizes:
