@@ -15,19 +15,22 @@ module is the public home of all of them (``__all__`` is the one list of names).
     │   ├── CatalogIOError          the operating system refused a read or write
     │   ├── IndexNotFoundError      no index built yet (catalog.build_index())
     │   ├── IndexFormatError        an index file is truncated, corrupt or of another version
-    │   └── StaleIndexError         the index belongs to another catalog (or another version)
+    │   ├── StaleIndexError         the index belongs to another catalog (or another version)
+    │   └── CatalogChangedError     the catalog was replaced on disk after this handle opened it
     ├── DimensionMismatchError      data whose shape does not fit
     ├── DatasetNotFoundError        a data set a benchmark or the demo needs is not installed
     ├── EncoderError                an encoder cannot be loaded (weights missing: says what to pass)
     │   └── EncoderMismatchError    the query encoder's space is not the catalog's
     ├── MissingDependencyError      an optional package a feature needs is not installed
+    ├── OutputError                 a file could not be written (disk full, ...); nothing changed
     ├── SessionFormatError          a saved session that cannot be read
     └── InvalidArgumentError        an argument that cannot be right (dtype, parameter)
         ├── InvalidQueryError       a box query that cannot be right (lo > hi, bad dims, no boxes)
         └── UnknownItemError        an item id the catalog does not have
 
-Defined here (Python-only): IndexNotFoundError, DatasetNotFoundError, EncoderError,
-EncoderMismatchError, MissingDependencyError, SessionFormatError, UnknownItemError; the others
+Defined here (Python-only): IndexNotFoundError, CatalogChangedError, DatasetNotFoundError,
+EncoderError, EncoderMismatchError, MissingDependencyError, OutputError, SessionFormatError,
+UnknownItemError; the others
 natively.
 """
 
@@ -51,6 +54,10 @@ class IndexNotFoundError(CatalogError):
     """The catalog has no index yet: build it with catalog.build_index()."""
 
 
+class CatalogChangedError(CatalogError):
+    """The catalog was replaced on disk after this handle opened it: open it again."""
+
+
 class DatasetNotFoundError(ClipBranchesError):
     """A data set a benchmark or the demo needs is not installed (the message says how)."""
 
@@ -61,6 +68,10 @@ class EncoderError(ClipBranchesError):
 
 class EncoderMismatchError(EncoderError):
     """A query encoder whose space differs from the one that encoded the catalog."""
+
+
+class OutputError(ClipBranchesError):
+    """A file could not be written (disk full, read-only, permissions); nothing was changed."""
 
 
 class MissingDependencyError(ClipBranchesError):
@@ -76,6 +87,7 @@ class UnknownItemError(InvalidArgumentError):
 
 
 __all__ = [
+    "CatalogChangedError",
     "CatalogError",
     "CatalogExistsError",
     "CatalogFormatError",
@@ -92,6 +104,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidQueryError",
     "MissingDependencyError",
+    "OutputError",
     "SessionFormatError",
     "StaleIndexError",
     "UnknownItemError",

@@ -8,6 +8,8 @@ from clipbranches import _core, exceptions
 #: Errors only Python code raises (defined in exceptions.py, on the native bases, not in the
 #: native core); the others are the classes Rust raises.
 PYTHON_ONLY = {
+    "CatalogChangedError",
+    "OutputError",
     "DatasetNotFoundError",
     "EncoderError",
     "EncoderMismatchError",
