@@ -267,8 +267,24 @@ class SearchEngine:
         return results
 
     def redo(self, params: Mapping[str, Any]) -> Results:
-        """Run again the search that produced a :attr:`Results.params` (same seed: same answer)."""
+        """Run again the search that produced a :attr:`Results.params` (same seed: same answer).
+
+        Raises
+        ------
+        InvalidArgumentError
+            ``params`` that no search produced: not a mapping, another kind, a missing field.
+        """
+        if not isinstance(params, Mapping):
+            raise InvalidArgumentError(f"redo takes a round's params (a mapping), not {type(params).__name__}")
         kind = params.get("kind")
+        needs = {"text": ("query",), "image": (), "refine": ("positives",)}.get(str(kind))
+        if needs is None:
+            raise InvalidArgumentError(f"cannot redo a search of kind {kind!r}")
+        missing = [f for f in needs if f not in params]
+        if kind == "image" and "item" not in params and "path" not in params:
+            missing.append("item or path")
+        if missing:
+            raise InvalidArgumentError(f"cannot redo this {kind} search: its params lack {', '.join(missing)}")
         if kind == "text":
             return self.search_text(params["query"], params.get("k", DEFAULT_K))
         if kind == "image":

@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike, NDArray
 from clipbranches import _core
 from clipbranches.exceptions import DimensionMismatchError, InvalidArgumentError
 from clipbranches.learn.ranking import NOTHING, Ranked
-from clipbranches.store.boxes import Box, BoxSet, boxes_of
+from clipbranches.store.boxes import Box, BoxHits, BoxSet, boxes_of
 
 if TYPE_CHECKING:
     from clipbranches.store.catalog import Catalog
@@ -132,8 +132,21 @@ class _BranchLearner:
         self._boxes = None
 
     def _queryable(self) -> BoxSet | None:
-        """The fitted boxes, or None where there are none (before fit, or none found)."""
+        """The fitted boxes, or None where there are none (fitted, but no box found)."""
         return self.box_set_ if self.box_set_ is not None and len(self.box_set_) else None
+
+    def _check_fitted(self, dim: int, what: str) -> None:
+        """Refuse an unfitted model, or data of another width than the model was fitted on."""
+        if self.n_features_in_ is None:
+            raise InvalidArgumentError(f"this {type(self).__name__} is not fitted yet: call fit(X, y) first")
+        if dim != self.n_features_in_:
+            raise DimensionMismatchError(f"{what} has {dim} dims; the model was fitted on {self.n_features_in_}")
+
+    def _accepted_hits(self, catalog: Catalog) -> BoxHits | None:
+        """The catalog's items inside any box (None when the fitted model has no box)."""
+        self._check_fitted(catalog.dim, "the catalog")
+        box_set = self._queryable()
+        return None if box_set is None else catalog.query_boxes(box_set)
 
     def _counts(self, x: ArrayLike) -> tuple[NDArray[np.int64], NDArray[np.uint16], NDArray[np.uint16]]:
         if self.n_features_in_ is None:
@@ -212,10 +225,9 @@ class DecisionBranch(_BranchLearner):
 
     def accept(self, catalog: Catalog) -> Ranked:
         """Every catalog item some box contains, scored by box count (unranked)."""
-        box_set = self._queryable()
-        if box_set is None:
+        hits = self._accepted_hits(catalog)
+        if hits is None:
             return NOTHING
-        hits = catalog.query_boxes(box_set)
         return Ranked(hits.rows.astype(np.int64), hits.box_counts.astype(np.float64), hits.box_counts)
 
     def apply(self, catalog: Catalog) -> Ranked:
@@ -298,10 +310,9 @@ class BranchEnsemble(_BranchLearner):
 
     def accept(self, catalog: Catalog) -> Ranked:
         """Every catalog item scoring above the threshold (unranked)."""
-        box_set = self._queryable()
-        if box_set is None:
+        hits = self._accepted_hits(catalog)
+        if hits is None:
             return NOTHING
-        hits = catalog.query_boxes(box_set)
         scores = hits.group_counts / self.n_members
         keep = scores > self.threshold
         return Ranked(hits.rows[keep].astype(np.int64), scores[keep], hits.box_counts[keep])

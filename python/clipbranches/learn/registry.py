@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from clipbranches.exceptions import InvalidArgumentError, MissingDependencyError
+from clipbranches.exceptions import DimensionMismatchError, InvalidArgumentError, MissingDependencyError
 from clipbranches.learn.branches import BranchEnsemble, DecisionBranch
 from clipbranches.learn.hybrid import HybridModel
 from clipbranches.learn.ranking import Ranked
@@ -112,6 +112,9 @@ class ScanModel:
         """Predicted probability of the positive class."""
         if self.estimator is None:
             raise InvalidArgumentError(f"model {self.name!r} is not fitted yet")
+        fitted = int(self.estimator.n_features_in_)
+        if codes.ndim != 2 or codes.shape[1] != fitted:
+            raise DimensionMismatchError(f"codes of shape {codes.shape}; the {self.name} model was fitted on {fitted}")
         if len(codes) == 0:
             return np.zeros(0)
         positive = list(self.estimator.classes_).index(True)

@@ -90,8 +90,17 @@ def as_box_set(boxes: BoxSet | Sequence[Box], dim: int | None = None) -> BoxSet:
     for i, b in enumerate(boxes):
         if not isinstance(b, Box):
             raise InvalidQueryError(f"box {i} is a {type(b).__name__}, not a Box")
-        if not len(b.dims) == len(b.lo) == len(b.hi):
-            raise InvalidQueryError(f"box {i}: {len(b.dims)} dims but {len(b.lo)} lower and {len(b.hi)} upper bounds")
+        try:
+            if not len(b.dims) == len(b.lo) == len(b.hi):
+                raise InvalidQueryError(
+                    f"box {i}: {len(b.dims)} dims but {len(b.lo)} lower and {len(b.hi)} upper bounds"
+                )
+            values = (*b.dims, *b.lo, *b.hi, b.group)
+        except TypeError:
+            raise InvalidQueryError(f"box {i}: dims, lo and hi must be sequences of integers") from None
+        bad = next((v for v in values if isinstance(v, bool) or not isinstance(v, (int, np.integer))), None)
+        if bad is not None:
+            raise InvalidQueryError(f"box {i}: dims, bounds and group must be integers, got {bad!r}")
         lengths.append(len(b.dims))
     offsets = np.zeros(len(boxes) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])

@@ -243,12 +243,21 @@ class Catalog:
             Ids the catalog does not have (the message names them, ``what`` says whose they
             are: "positive", "negative", ...).
         """
-        raw = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids)
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+            raise InvalidArgumentError(f"{what} ids must be a list of integers, not {type(ids).__name__}")
+        try:
+            raw = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids)
+        except (ValueError, TypeError) as err:  # ragged nested lists
+            raise InvalidArgumentError(f"{what} ids must be a flat list of integers: {err}") from None
         if raw.size == 0:
             return np.zeros(0, np.int64)
-        if raw.dtype == np.bool_ or not np.issubdtype(raw.dtype, np.integer):
-            raise InvalidArgumentError(f"{what} ids must be integers, got {raw.dtype}")
-        wanted = raw.astype(np.int64).ravel()
+        if raw.ndim != 1 or raw.dtype == np.bool_ or not np.issubdtype(raw.dtype, np.integer):
+            kind = f"shape {raw.shape}" if raw.ndim != 1 else str(raw.dtype)
+            raise InvalidArgumentError(f"{what} ids must be a flat list of integers, got {kind}")
+        if raw.dtype.kind == "u" and raw.max() > np.iinfo(np.int64).max:
+            # Item ids are int64: a larger unsigned id cannot be in any catalog (no wrap-around).
+            raise UnknownItemError(f"{what} ids not in the catalog: {raw[raw > np.iinfo(np.int64).max][:10].tolist()}")
+        wanted = raw.astype(np.int64)
         rows, found = self._lookup(wanted)
         if not found.all():
             missing = wanted[~found]

@@ -52,7 +52,10 @@ class Quantizer(Protocol):
 
 def _as_rows(x: ArrayLike, name: str = "embeddings") -> tuple[NDArray[np.float32], bool]:
     """``x`` as a C-contiguous float32 ``(n, dim)`` array, and whether it was one vector."""
-    array = np.asarray(x)
+    try:
+        array = np.asarray(x)
+    except (ValueError, TypeError) as err:  # ragged nested lists, objects numpy cannot hold
+        raise InvalidArgumentError(f"{name} must be a rectangular numeric array: {err}") from None
     if array.dtype.kind not in "fiu":
         raise InvalidArgumentError(f"{name} must be numeric, got dtype {array.dtype}")
     if array.ndim not in (1, 2):
@@ -63,7 +66,10 @@ def _as_rows(x: ArrayLike, name: str = "embeddings") -> tuple[NDArray[np.float32
 
 
 def _as_codes(codes: ArrayLike) -> NDArray[np.uint8]:
-    array = np.asarray(codes)
+    try:
+        array = np.asarray(codes)
+    except (ValueError, TypeError) as err:
+        raise InvalidArgumentError(f"codes must be a rectangular uint8 array: {err}") from None
     if array.dtype != np.uint8:
         raise InvalidArgumentError(f"codes must have dtype uint8, got {array.dtype}")
     return array
@@ -83,6 +89,10 @@ class FixedRangeQuantizer:
     offset: float = 128.0
 
     def __post_init__(self) -> None:
+        for name in ("scale", "offset"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise InvalidArgumentError(f"FixedRangeQuantizer's {name} must be a number, got {value!r}")
         if not (np.isfinite(self.scale) and self.scale > 0 and np.isfinite(self.offset)):
             raise InvalidArgumentError(
                 f"FixedRangeQuantizer needs a finite scale > 0 and a finite offset, "
@@ -122,11 +132,14 @@ class CalibratedQuantizer:
     high: NDArray[np.float32] = field(repr=False)
 
     def __post_init__(self) -> None:
-        low = np.ascontiguousarray(self.low, dtype=np.float32)
-        high = np.ascontiguousarray(self.high, dtype=np.float32)
-        if low.ndim != 1 or low.shape != high.shape:
+        try:
+            low = np.ascontiguousarray(self.low, dtype=np.float32)
+            high = np.ascontiguousarray(self.high, dtype=np.float32)
+        except (ValueError, TypeError) as err:
+            raise InvalidArgumentError(f"low and high must be numeric arrays: {err}") from None
+        if low.ndim != 1 or low.shape != high.shape or low.size == 0:
             raise DimensionMismatchError(
-                f"low and high must be 1-D of equal length, got shapes {low.shape} and {high.shape}"
+                f"low and high must be 1-D of equal, non-zero length, got shapes {low.shape} and {high.shape}"
             )
         bad = ~(np.isfinite(low) & np.isfinite(high) & (high > low))
         if bad.any():
@@ -192,6 +205,8 @@ def _reject_nan(rows: NDArray[np.float32]) -> None:
 
 def quantizer_from_params(params: Mapping[str, Any]) -> FixedRangeQuantizer | CalibratedQuantizer:
     """Rebuild the quantizer a manifest's ``"quantizer"`` entry describes."""
+    if not isinstance(params, Mapping):
+        raise InvalidArgumentError(f"quantizer parameters must be a mapping, got {type(params).__name__}")
     kind = params.get("kind")
     try:
         if kind == "fixed":
