@@ -139,7 +139,7 @@ class CalibratedQuantizer:
             raise InvalidArgumentError(f"low and high must be numeric arrays: {err}") from None
         if low.ndim != 1 or low.shape != high.shape or low.size == 0:
             raise DimensionMismatchError(
-                f"low and high must be 1-D of equal, non-zero length, got shapes {low.shape} and {high.shape}"
+                f"low and high must be 1-D of equal length, not empty; got shapes {low.shape} and {high.shape}"
             )
         bad = ~(np.isfinite(low) & np.isfinite(high) & (high > low))
         if bad.any():

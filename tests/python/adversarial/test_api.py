@@ -49,7 +49,7 @@ QUANTIZER_CASES: dict[str, tuple[Callable[[], Any], type[Exception], str]] = {
     "a_zero_dim_calibrated_quantizer": (
         lambda: CalibratedQuantizer(np.zeros(0, np.float32), np.zeros(0, np.float32)),
         DimensionMismatchError,
-        "non-zero length",
+        "not empty",
     ),
     "string_calibration_bounds": (
         lambda: CalibratedQuantizer(np.array(["a"]), np.array(["b"])),  # type: ignore[arg-type]
