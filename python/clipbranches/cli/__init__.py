@@ -1,16 +1,21 @@
 """The ``clipbranches`` command.
 
 Exit codes: 0 success, 2 bad input (a typed clipbranches error or a bad argument), 1 internal
-error, 130 interrupted. Heavy packages (torch, the towers, textual) load only inside the
-subcommands that need them.
+error, 130 interrupted. A failure prints one line on stderr (``clipbranches CMD: message``),
+never a traceback; with ``--json`` it also prints one JSON object on stdout,
+``{"error": {"type": ..., "message": ..., "exit": ...}}``. Heavy packages (torch, the towers,
+textual) load only inside the subcommands that need them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from clipbranches._core import DEFAULT_BLOCK_ITEMS
 from clipbranches.cli import build, search
@@ -25,6 +30,62 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line (and a JSON object under ``--json``), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        _fail(self.prog, "InvalidArgumentError", f"{message} (see {self.prog} --help)", EXIT_BAD_INPUT, _wants_json())
+
+
+def _wants_json() -> bool:
+    return "--json" in sys.argv[1:] or "--json" in _ARGV
+
+
+#: The argv of the running ``main`` (argparse errors happen before any namespace exists).
+_ARGV: list[str] = []
+
+
+def _fail(prog: str, kind: str, message: str, code: int, as_json: bool) -> NoReturn:
+    line = " ".join(message.split())  # one line, whatever the message holds
+    print(f"{prog}: {line}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"error": {"type": kind, "message": line, "exit": code}}))
+    raise SystemExit(code)
+
+
+def _count(text: str) -> int:
+    """A positive integer argument."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _amount(text: str) -> int:
+    """A non-negative integer argument."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _weight(text: str) -> float:
+    """A finite, non-negative number."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def _output(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -32,7 +93,7 @@ def _output(p: argparse.ArgumentParser) -> None:
 def _encoding(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder", default="offline", help=SPEC_HELP)
     p.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=_count, default=64)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _output(p)
 
@@ -44,7 +105,7 @@ def _searching(p: argparse.ArgumentParser, catalog_optional: bool) -> None:
         p.add_argument("catalog", type=Path)
     p.add_argument("--session", type=Path, default=None, help="a session file (created if missing)")
     p.add_argument("--build-index", action="store_true", help="build the catalog's index first if it has none")
-    p.add_argument("--show", type=int, default=20, help="items to print (0: none)")
+    p.add_argument("--show", type=_amount, default=20, help="items to print (0: none)")
     _output(p)
 
 
@@ -52,11 +113,11 @@ def _building_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     t = sub.add_parser("train-head", help="train the image and text heads on (image, caption) pairs")
     t.add_argument("pairs", type=Path, help="a folder of images with .txt captions, or a CSV/parquet")
     t.add_argument("out", type=Path, help="where to write the heads (.safetensors)")
-    t.add_argument("--hidden", type=int, nargs="+", default=[1024])
-    t.add_argument("--out-dim", type=int, default=32)
-    t.add_argument("--epochs", type=int, default=50)
-    t.add_argument("--koleo", type=float, default=0.5, help="KoLeo weight (0: plain CLIP loss)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--hidden", type=_count, nargs="+", default=[1024])
+    t.add_argument("--out-dim", type=_count, default=32)
+    t.add_argument("--epochs", type=_count, default=50)
+    t.add_argument("--koleo", type=_weight, default=0.5, help="KoLeo weight (0: plain CLIP loss)")
+    t.add_argument("--seed", type=_amount, default=0)
     _encoding(t)
     t.set_defaults(run=build.train_head)
 
@@ -64,14 +125,14 @@ def _building_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     i.add_argument("source", type=Path, help="a folder of images, or a CSV/parquet with a path or url column")
     i.add_argument("catalog", type=Path)
     i.add_argument("--head", type=Path, required=True, help="heads from train-head (.safetensors)")
-    i.add_argument("--chunk-size", type=int, default=1024)
+    i.add_argument("--chunk-size", type=_count, default=1024)
     i.add_argument("--overwrite", action="store_true")
     _encoding(i)
     i.set_defaults(run=build.ingest)
 
     x = sub.add_parser("index", help="build (or rebuild) a catalog's index")
     x.add_argument("catalog", type=Path)
-    x.add_argument("--block-items", type=int, default=DEFAULT_BLOCK_ITEMS)
+    x.add_argument("--block-items", type=_count, default=DEFAULT_BLOCK_ITEMS)
     _output(x)
     x.set_defaults(run=build.index)
 
@@ -90,9 +151,9 @@ def _search_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     s = sub.add_parser("search", help="the items nearest to a text, an image file or an item")
     _searching(s, catalog_optional=False)
     s.add_argument("query", nargs="?", default=None, help="a text query")
-    s.add_argument("--image", type=Path, default=None, help="an image file as the query")
+    s.add_argument("--image", type=str, default=None, help="an image file or an http(s) URL as the query")
     s.add_argument("--item", type=int, default=None, help="a catalog item id as the query")
-    s.add_argument("-k", "--k", type=int, default=DEFAULT_K, help="how many neighbours")
+    s.add_argument("-k", "--k", type=_count, default=DEFAULT_K, help="how many neighbours")
     s.set_defaults(run=search.search)
 
     r = sub.add_parser("refine", help="train a model on labels and apply it to the whole catalog")
@@ -104,7 +165,7 @@ def _search_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     r.add_argument("--random-negatives", type=int, default=RefineOptions.random_negatives, help=f"{low}..{high}")
     low, high = RefineOptions.NEGATIVE_WEIGHT
     r.add_argument("--negative-weight", type=int, default=RefineOptions.negative_weight, help=f"{low}..{high}")
-    r.add_argument("--seed", type=int, default=None, help="default: a fresh one (recorded in the session)")
+    r.add_argument("--seed", type=_amount, default=None, help="default: a fresh one (recorded in the session)")
     r.add_argument("--rules", action="store_true", help="print the model's rules and SQL (branch, ensemble)")
     r.add_argument("--export", type=Path, default=None, help="also write every result (.parquet or .csv)")
     r.set_defaults(run=search.refine)
@@ -125,8 +186,8 @@ def _search_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     d = sub.add_parser("demo", help="build a catalog of real images (offline), then the UI or a text round")
     d.add_argument("--dir", type=Path, default=Path("demo-data"), help="where the demo's catalog lives")
     d.add_argument("--dataset", choices=("openclipart", "fashion-mnist"), default="openclipart")
-    d.add_argument("--limit", type=int, default=None, help="use only this many images (spread over classes)")
-    d.add_argument("--epochs", type=int, default=30, help="head training epochs")
+    d.add_argument("--limit", type=_count, default=None, help="use only this many images (spread over classes)")
+    d.add_argument("--epochs", type=_count, default=30, help="head training epochs")
     d.add_argument("--encoder", default="offline", help=f"{SPEC_HELP} (real CLIP weights)")
     d.add_argument("--no-tui", action="store_true", help="print a text search and one refine round instead")
     d.add_argument("--query", default=None, help="the text round's query (default: the dataset's)")
@@ -137,24 +198,36 @@ def _search_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="clipbranches", description="Interactive text-to-image search.")
-    sub = top.add_subparsers(dest="command", required=True)
+    top = _Parser(prog="clipbranches", description="Interactive text-to-image search.")
+    sub = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _building_commands(sub)
     _search_commands(sub)
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    _ARGV[:] = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser().parse_args(_ARGV)
+    except SystemExit as e:  # --help, or an argparse error already reported in one line
+        return int(e.code or 0)
+    prog = f"clipbranches {args.command}"
+    as_json = bool(getattr(args, "json", False))
     try:
         code: int = args.run(args)
     except ClipBranchesError as e:
-        print(f"clipbranches {args.command}: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _exit(prog, type(e).__name__, str(e), EXIT_BAD_INPUT, as_json)
     except KeyboardInterrupt:
-        print(f"clipbranches {args.command}: interrupted (an ingest resumes where it stopped)", file=sys.stderr)
-        return 130
-    except Exception as e:  # an internal error: say so, with the type, and a distinct exit code
-        print(f"clipbranches {args.command}: internal error: {type(e).__name__}: {e}", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _exit(prog, "Interrupted", "interrupted (an ingest resumes where it stopped)", 130, as_json)
+    except (SystemExit, GeneratorExit):
+        raise
+    except BaseException as e:  # noqa: BLE001 (an internal error, even a native panic: one line, a distinct code)
+        return _exit(prog, "InternalError", f"internal error: {type(e).__name__}: {e}", EXIT_INTERNAL, as_json)
     return code
+
+
+def _exit(prog: str, kind: str, message: str, code: int, as_json: bool) -> int:
+    try:
+        _fail(prog, kind, message, code, as_json)
+    except SystemExit as e:
+        return int(e.code or 0)

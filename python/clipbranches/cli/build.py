@@ -18,8 +18,10 @@ __all__ = ["emit", "index", "info", "ingest", "train_head", "verify"]
 def train_head(args: argparse.Namespace) -> int:
     from clipbranches.embed.encoders import encode_files, make_encoder
     from clipbranches.embed.head import HeadConfig, TrainConfig, save_heads, train_heads
+    from clipbranches.embed.head.store import check_heads_path
     from clipbranches.embed.ingest import list_source
 
+    check_heads_path(args.out)  # before any encoding: a bad output path fails at once
     listing = list_source(args.pairs)
     captions = listing["caption"].to_list()
     keep = [i for i, c in enumerate(captions) if c]

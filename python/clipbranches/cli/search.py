@@ -34,13 +34,26 @@ def _open(catalog: Path | None, session: Session | None, build_index: bool) -> S
 
 
 def _session(path: Path | None, must_exist: bool = False) -> Session | None:
+    """The session at ``path`` (a new one if missing), checked before any work: a session that
+    cannot be saved where asked is an error now, not after the search has run."""
     if path is None:
         return None
     if path.exists():
         return Session.load(path)
     if must_exist:
         raise SessionFormatError(f"{path}: no session file here")
+    if not path.parent.is_dir():
+        raise InvalidArgumentError(f"cannot keep the session in {path}: {path.parent} is not a directory")
     return Session()
+
+
+def _check_export_target(path: Path) -> None:
+    if path.suffix.lower() not in (".parquet", ".csv"):
+        raise InvalidArgumentError(f"export to .parquet or .csv, not {path.name!r}")
+    if not path.parent.is_dir():
+        raise InvalidArgumentError(f"cannot export to {path}: {path.parent} is not a directory")
+    if path.is_dir():
+        raise InvalidArgumentError(f"cannot export to {path}: it is a directory")
 
 
 def _warn_without_index(engine: SearchEngine, model: str | None) -> None:
@@ -52,12 +65,12 @@ def _warn_without_index(engine: SearchEngine, model: str | None) -> None:
         )
 
 
-def _report(results: Results, show: int, as_json: bool) -> None:
+def _report(results: Results, show: int, as_json: bool, extra: dict[str, Any] | None = None) -> None:
     table = results.page(0, show).to_polars() if show else None
     if as_json:
         items: list[dict[str, Any]] = [] if table is None else table.to_dicts()
         out = {"total": results.total, "timings_ms": results.timings, "params": results.params, "items": items}
-        print(json.dumps(out, default=str))
+        print(json.dumps(out | (extra or {}), default=str))
         return
     stages = ", ".join(f"{k} {v:.1f}" for k, v in results.timings.items())
     print(f"{results.total:,} items ({stages} ms)")
@@ -105,6 +118,8 @@ def refine(args: argparse.Namespace) -> int:
     }
     if args.rules and args.model not in BOX_MODELS:
         raise InvalidArgumentError(f"the {args.model} model has no rules: only {' and '.join(BOX_MODELS)} do")
+    if args.export is not None:  # checked before the round runs, not after
+        _check_export_target(args.export)
     _warn_without_index(engine, args.model)
     if session is None:
         results = engine.refine(args.positive, args.negative, **options)
@@ -115,12 +130,14 @@ def refine(args: argparse.Namespace) -> int:
         session.label(args.negative, "negative")
         results = session.refine(engine, **options)
         session.save(args.session)
-    _report(results, args.show, args.json)
-    if args.rules:
-        rules = results.rules()
-        print(rules.sql() if args.json else f"{rules}\n\nSQL:\n{rules.sql()}")
+    rules = results.rules() if args.rules else None
     if args.export is not None:
         results.export(args.export)
+    # With --json, one JSON object on stdout: the rules go inside it, never beside it.
+    extra = {"rules": {"text": str(rules), "sql": rules.sql()}} if rules is not None else None
+    _report(results, args.show, args.json, extra)
+    if rules is not None and not args.json:
+        print(f"{rules}\n\nSQL:\n{rules.sql()}")
     return 0
 
 
@@ -131,15 +148,17 @@ def export(args: argparse.Namespace) -> int:
     if args.labels:
         import polars as pl
 
+        from clipbranches._io import atomic_write, check_path
+
         ids = sorted(session.labels)
         rows = engine.catalog.find(ids)
         table = engine.catalog.items[rows.tolist()].with_columns(
             pl.Series("label", [session.labels[i] for i in ids], dtype=pl.String)
         )
-        target = Path(args.out)
+        target = check_path(args.out, "export")
         if target.suffix.lower() not in (".parquet", ".csv"):
             raise InvalidArgumentError(f"export to .parquet or .csv, not {target.name!r}")
-        table.write_parquet(target) if target.suffix.lower() == ".parquet" else table.write_csv(target)
+        atomic_write(target, table.write_parquet if target.suffix.lower() == ".parquet" else table.write_csv, "export")
         print(f"{len(ids)} labels -> {target}")
         return 0
     if not session.rounds:

@@ -8,6 +8,7 @@ not improved for ``patience`` epochs and the best epoch's weights are kept.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,10 @@ class TrainConfig:
             raise InvalidArgumentError("epochs and patience must be >= 1 and batch_size >= 2")
         if not 0 < self.val_fraction < 1:
             raise InvalidArgumentError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        numbers = {"lr": self.lr, "weight_decay": self.weight_decay, "koleo_weight": self.koleo_weight}
+        for name, value in numbers.items():  # NaN passes every comparison: check finiteness first
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise InvalidArgumentError(f"{name} must be a finite number, got {value!r}")
         if self.lr <= 0 or self.weight_decay < 0 or self.koleo_weight < 0:
             raise InvalidArgumentError("lr must be > 0; weight_decay and koleo_weight >= 0")
 
