@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
 from clipbranches import _core
+from clipbranches._io import open_regular
 from clipbranches.exceptions import (
+    CatalogChangedError,
     CatalogFormatError,
     DimensionMismatchError,
     IndexNotFoundError,
@@ -43,6 +47,15 @@ ITEM_COLUMNS: dict[str, type[pl.DataType]] = {
 
 CodesInput = NDArray[np.uint8] | Iterable[NDArray[np.uint8]]
 
+#: Column names the results tables add to the items (``to_polars``, exports, CLI search), so an
+#: items table may not carry them.
+RESERVED_COLUMNS = ("score", "rank", "labelled")
+#: Largest code width (the native core's limit).
+MAX_DIM = 1 << 16
+#: The file of the items table inside a catalog.
+ITEMS_FILE = "items.parquet"
+_INT64_MAX = 2**63 - 1
+
 
 #: The file that makes a directory a catalog (the format's manifest, written last).
 MANIFEST_FILE = "manifest.json"
@@ -64,8 +77,10 @@ class Catalog:
         One row per item, in code order (read on first access).
     """
 
-    def __init__(self, core: _core.Catalog) -> None:
+    def __init__(self, core: _core.Catalog, identity: tuple[int, int] | None = None) -> None:
         self._core = core
+        #: (st_dev, st_ino) of the directory opened: what :meth:`check_unchanged` compares.
+        self._identity = identity if identity is not None else _dir_identity(Path(core.path))
         self._manifest: dict[str, Any] = json.loads(core.manifest_json())
         self._codes: NDArray[np.uint8] | None = None
         self._items: pl.DataFrame | None = None
@@ -85,8 +100,19 @@ class Catalog:
         ------
         CatalogNotFoundError, CatalogFormatError, CatalogIOError
         """
-        catalog = cls(_core.Catalog.open(os.fspath(path)))
-        catalog._check_item_rows()
+        root = os.fspath(path)
+        for _ in range(3):
+            # The directory is the same before and after the native open, so every file the
+            # open read came from it (a create with overwrite swaps in another directory).
+            before = _dir_identity(Path(root))
+            core = _core.Catalog.open(root)
+            identity = _dir_identity(Path(root))
+            if identity is not None and identity == before:
+                break
+        else:
+            raise CatalogChangedError(f"{root}: the catalog was replaced on disk while being opened; open it again")
+        catalog = cls(core, identity)
+        catalog._check_items_schema()
         return catalog
 
     @classmethod
@@ -136,6 +162,8 @@ class Catalog:
         ------
         CatalogExistsError, CatalogNotFoundError, DimensionMismatchError, InvalidArgumentError
         """
+        if dim is not None:
+            dim = _check_int_argument("dim", dim, 1, MAX_DIM)
         quantizer = FixedRangeQuantizer() if quantizer is None else quantizer
         if not isinstance(quantizer, Quantizer):
             raise InvalidArgumentError(f"quantizer must be a Quantizer, got {type(quantizer).__name__}")
@@ -217,20 +245,85 @@ class Catalog:
 
     @property
     def items(self) -> pl.DataFrame:
-        """Item metadata, one row per code, read from ``items.parquet`` on first access."""
+        """Item metadata, one row per code, read from ``items.parquet`` on first access.
+
+        Raises
+        ------
+        CatalogFormatError
+            An items table that is not what the catalog's writer writes (the message says what).
+        CatalogChangedError
+            The catalog was replaced on disk since this handle opened it.
+        """
         if self._items is None:
-            self._items = _read_items(self.path / "items.parquet")
+            items = self._read_items(None)
+            ids = _checked_ids(items["id"], self.path / ITEMS_FILE)
+            missing = [pl.lit(None, dtype=t).alias(c) for c, t in ITEM_COLUMNS.items() if c not in items.columns]
+            items = items.with_columns(missing) if missing else items
+            if self._item_ids is None:
+                self._item_ids = ids
+            self._items = items
         return self._items
 
     @property
     def item_ids(self) -> NDArray[np.int64]:
-        """The ``id`` of every row (read-only), read from the items file on first access."""
+        """The ``id`` of every row (read-only), read from the items file on first access.
+
+        Raises
+        ------
+        CatalogFormatError
+            Null, duplicate or out-of-range ids (or no ``id`` column).
+        CatalogChangedError
+            The catalog was replaced on disk since this handle opened it.
+        """
         if self._item_ids is None:
-            ids = self._items["id"] if self._items is not None else _read_ids(self.path / "items.parquet")
-            array = ids.to_numpy().astype(np.int64, copy=True)
-            array.flags.writeable = False
-            self._item_ids = array
+            ids = self._items["id"] if self._items is not None else self._read_items(["id"])["id"]
+            self._item_ids = _checked_ids(ids, self.path / ITEMS_FILE)
         return self._item_ids
+
+    def check_unchanged(self) -> None:
+        """Check that the directory at :attr:`path` is still the catalog this handle opened.
+
+        A create with ``overwrite=True`` swaps a new directory into place; a handle opened
+        before it keeps its memory-mapped codes, but whatever it reads lazily by path (items,
+        index, heads, thumbnails) would come from the new catalog. Every such read calls this
+        first (and the items read again after), so a handle sees one catalog for its whole life.
+
+        Raises
+        ------
+        CatalogChangedError
+            The catalog was replaced (or removed) on disk: open it again.
+        """
+        if _dir_identity(self.path) != self._identity:
+            raise CatalogChangedError(
+                f"{self.path}: the catalog was replaced (or removed) on disk after this handle opened it; open it again"
+            )
+
+    def _open_items(self) -> IO[bytes]:
+        """The items file, opened only if it is a regular file inside this (unchanged) catalog."""
+        self.check_unchanged()
+        path = self.path / ITEMS_FILE
+        try:
+            link = stat.S_ISLNK(os.lstat(path).st_mode)
+        except OSError:
+            link = False  # open_regular words the error
+        if link:
+            raise CatalogFormatError(
+                f"{path}: is a symbolic link; a catalog's files must be regular files inside it (refusing to follow it)"
+            )
+        return open_regular(path, "items table", error=CatalogFormatError)
+
+    def _read_items(self, columns: list[str] | None) -> pl.DataFrame:
+        path = self.path / ITEMS_FILE
+        with self._open_items() as f, _parquet_errors(path):
+            schema = pl.read_parquet_schema(f)
+            if columns is not None and any(c not in schema for c in columns):
+                raise CatalogFormatError(f"{path}: no {columns[0]!r} column")
+            f.seek(0)
+            table = pl.read_parquet(f, columns=columns)
+        self.check_unchanged()  # replaced while it was being read: the table may be the new one's
+        if table.height != len(self):
+            raise CatalogFormatError(f"{path}: has {table.height} rows but the catalog has {len(self)} codes")
+        return table
 
     def find(self, ids: Iterable[int], what: str = "item") -> NDArray[np.int64]:
         """Catalog rows of item ``ids`` (in the given order).
@@ -294,15 +387,20 @@ class Catalog:
             Items per block (k-d tree leaf), a multiple of 128 up to 65536; the default is the
             native core's ``DEFAULT_BLOCK_ITEMS`` (4096).
         """
+        block_items = _check_int_argument("block_items", block_items, 1, 1 << 16, "a multiple of 128 up to 65536")
+        self.check_unchanged()
         core = _core.BlockIndex.build(self.codes, self.codes_checksum, block_items)
-        core.save(self.path / INDEX_FILE)
+        # Installed only if the directory is still the catalog the index was built from,
+        # checked natively just before the rename.
+        dev, ino = self._identity if self._identity is not None else (0, 0)
+        core.save(self.path / INDEX_FILE, (self.path, dev, ino))
         self._index = Index(core)
         return self._index
 
     @property
     def has_index(self) -> bool:
         """Whether an index file exists (it may still be stale or corrupt)."""
-        return self._index is not None or (self.path / INDEX_FILE).is_file()
+        return self._index is not None or os.path.lexists(self.path / INDEX_FILE)
 
     @property
     def index(self) -> Index:
@@ -313,10 +411,11 @@ class Catalog:
         IndexNotFoundError, IndexFormatError, StaleIndexError
         """
         if self._index is None:
+            self.check_unchanged()
             path = self.path / INDEX_FILE
-            if not path.is_file():
+            if not os.path.lexists(path):
                 raise IndexNotFoundError(f"{self.path}: no index yet; build it with catalog.build_index()")
-            self._index = Index(_core.BlockIndex.open(path, self.codes_checksum))
+            self._index = Index(_core.BlockIndex.open(path, self.codes_checksum, len(self), self.dim))
         return self._index
 
     def query_boxes(
@@ -406,29 +505,82 @@ class Catalog:
     def __repr__(self) -> str:
         return f"Catalog({str(self.path)!r}, items={len(self)}, dim={self.dim})"
 
-    def _check_item_rows(self) -> None:
-        """The items table must have one row per code (reads only parquet metadata)."""
-        path = self.path / "items.parquet"
-        try:
-            rows = pl.scan_parquet(path).select(pl.len()).collect().item()
-        except (pl.exceptions.PolarsError, OSError) as err:
-            raise CatalogFormatError(f"{path}: unreadable parquet: {err}") from err
+    def _check_items_schema(self) -> None:
+        """The items table must have one row per code, an integer ``id`` column, the standard
+        columns with their types and no reserved column (reads only parquet metadata)."""
+        path = self.path / ITEMS_FILE
+        with self._open_items() as f, _parquet_errors(path):
+            schema = pl.read_parquet_schema(f)
+            f.seek(0)
+            rows = pl.scan_parquet(f).select(pl.len()).collect().item()
         if rows != len(self):
             raise CatalogFormatError(f"{path}: has {rows} rows but the catalog has {len(self)} codes")
+        if "id" not in schema:
+            raise CatalogFormatError(f"{path}: no 'id' column (every item needs an integer id)")
+        for name, actual in schema.items():
+            if name in RESERVED_COLUMNS:
+                raise CatalogFormatError(
+                    f"{path}: has a column {name!r}, a name reserved for results ({', '.join(RESERVED_COLUMNS)})"
+                )
+            expected = ITEM_COLUMNS.get(name)
+            if expected is None:
+                continue
+            ok = actual.is_integer() if expected in (pl.Int64, pl.Int32) else actual in (pl.String, pl.Null)
+            if not ok:
+                raise CatalogFormatError(f"{path}: column {name!r} has type {actual}; expected {expected.__name__}")
 
 
-def _read_ids(path: Path) -> pl.Series:
+def _dir_identity(path: Path) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of a directory, or None if it cannot be read."""
     try:
-        return pl.read_parquet(path, columns=["id"])["id"]
-    except (pl.exceptions.PolarsError, OSError) as err:
-        raise CatalogFormatError(f"{path}: unreadable parquet: {err}") from err
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino)
 
 
-def _read_items(path: Path) -> pl.DataFrame:
+_PanicException: type[BaseException] = getattr(pl.exceptions, "PanicException", RuntimeError)
+
+
+@contextmanager
+def _parquet_errors(path: Path) -> Iterator[None]:
+    """Whatever reading a damaged parquet file raises (polars even panics on some) as a
+    :class:`CatalogFormatError` naming the file."""
     try:
-        return pl.read_parquet(path)
-    except (pl.exceptions.PolarsError, OSError) as err:
+        yield
+    except CatalogFormatError:
+        raise
+    except (pl.exceptions.PolarsError, OSError, ValueError, TypeError, OverflowError, IndexError) as err:
         raise CatalogFormatError(f"{path}: unreadable parquet: {err}") from err
+    except _PanicException as err:  # a BaseException: polars' panic on corrupt input
+        raise CatalogFormatError(f"{path}: unreadable parquet (the reader failed: {err})") from err
+
+
+def _checked_ids(ids: pl.Series, path: Path) -> NDArray[np.int64]:
+    """The ids as a read-only int64 array, if they are integers, non-null, unique and in range."""
+    if not ids.dtype.is_integer():
+        raise CatalogFormatError(f"{path}: column 'id' has type {ids.dtype}; expected integers")
+    nulls = ids.null_count()
+    if nulls:
+        raise CatalogFormatError(f"{path}: column 'id' has {nulls} null ids (every item needs one)")
+    if len(ids) and ids.dtype == pl.UInt64 and int(ids.max()) > _INT64_MAX:  # type: ignore[arg-type]
+        raise CatalogFormatError(f"{path}: column 'id' has ids above {_INT64_MAX} (ids are int64)")
+    if ids.n_unique() != len(ids):
+        duplicated = ids.filter(ids.is_duplicated()).unique().sort().head(5).to_list()
+        raise CatalogFormatError(f"{path}: column 'id' has duplicate ids: {duplicated}")
+    array = ids.cast(pl.Int64).to_numpy().astype(np.int64, copy=True)
+    array.flags.writeable = False
+    return array
+
+
+def _check_int_argument(name: str, value: object, lo: int, hi: int, expected: str = "") -> int:
+    """``value`` as an int in ``lo..=hi``, else an :class:`InvalidArgumentError` naming ``name``."""
+    expected = expected or f"an integer in {lo}..{hi}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise InvalidArgumentError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})")
+    if not lo <= int(value) <= hi:
+        raise InvalidArgumentError(f"{name} must be {expected}, got {int(value)}")
+    return int(value)
 
 
 def _code_chunks(codes: CodesInput) -> Iterator[NDArray[np.uint8]]:
@@ -488,6 +640,14 @@ def _prepare_items(items: pl.DataFrame | None, count: int) -> pl.DataFrame:
         raise DimensionMismatchError(f"items has {items.height} rows but there are {count} codes (one row per code)")
     if "id" not in items.columns:
         items = items.with_row_index("id").with_columns(pl.col("id").cast(pl.Int64))
+    for name in items.columns:
+        if name in RESERVED_COLUMNS:
+            raise InvalidArgumentError(
+                f"items column {name!r} is reserved for results ({', '.join(RESERVED_COLUMNS)}); rename it"
+            )
+    ids = items["id"]
+    if ids.dtype == pl.UInt64 and ids.len() and (ids.max() or 0) > _INT64_MAX:  # type: ignore[operator]
+        raise InvalidArgumentError(f"items column 'id' has ids above {_INT64_MAX}; ids must fit int64")
     columns = []
     for name, dtype in ITEM_COLUMNS.items():
         if name not in items.columns:
@@ -498,7 +658,10 @@ def _prepare_items(items: pl.DataFrame | None, count: int) -> pl.DataFrame:
         if not compatible:
             raise InvalidArgumentError(f"items column {name!r} has type {actual}; expected {dtype.__name__}")
         columns.append(pl.col(name).cast(dtype))
-    items = items.with_columns(columns)
+    try:
+        items = items.with_columns(columns)
+    except pl.exceptions.PolarsError as err:
+        raise InvalidArgumentError(f"items columns {list(ITEM_COLUMNS)} do not fit their types: {err}") from err
     if items["id"].null_count() or items["id"].n_unique() != items.height:
         raise InvalidArgumentError("items column 'id' must hold unique, non-null integers")
     rest = [c for c in items.columns if c not in ITEM_COLUMNS]

@@ -114,7 +114,7 @@ impl ToPyErr for StoreError {
         let message = self.to_string();
         match self {
             StoreError::NotFound { .. } => CatalogNotFoundError::new_err(message),
-            StoreError::AlreadyExists { .. } => CatalogExistsError::new_err(message),
+            StoreError::AlreadyExists { .. } | StoreError::NotACatalog { .. } => CatalogExistsError::new_err(message),
             StoreError::Format { .. } => CatalogFormatError::new_err(message),
             StoreError::Checksum { .. } => ChecksumError::new_err(message),
             StoreError::Dimension { .. } => DimensionMismatchError::new_err(message),

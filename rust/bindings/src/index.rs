@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clipbranches_index::{
     BlockIndex, BuildOptions, DEFAULT_BLOCK_ITEMS, Hits, IndexError, Method, linear, method, scan, topk,
@@ -55,16 +56,53 @@ impl PyBlockIndex {
         Ok(Self { inner: Arc::new(inner) })
     }
 
-    /// Maps the index file at `path`, checking it and that it belongs to `codes_checksum`.
+    /// Maps the index file at `path`, checking it and that it belongs to `codes_checksum`
+    /// (and, when given, that it indexes `count` items of width `dim`).
     #[staticmethod]
-    fn open(py: Python<'_>, path: PathBuf, codes_checksum: &str) -> PyResult<Self> {
-        let inner = detached(py, || BlockIndex::open(&path, codes_checksum))?;
+    #[pyo3(signature = (path, codes_checksum, count = None, dim = None))]
+    fn open(
+        py: Python<'_>,
+        path: PathBuf,
+        codes_checksum: &str,
+        count: Option<usize>,
+        dim: Option<usize>,
+    ) -> PyResult<Self> {
+        let inner = detached(py, || match (count, dim) {
+            (Some(count), Some(dim)) => BlockIndex::open_for(&path, codes_checksum, count, dim),
+            _ => BlockIndex::open(&path, codes_checksum),
+        })?;
         Ok(Self { inner: Arc::new(inner) })
     }
 
-    /// Writes the index to `path` atomically.
-    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        detached(py, || self.inner.save(&path))
+    /// Writes the index to `path` atomically. With `catalog = (dir, st_dev, st_ino)`, the
+    /// directory `dir` must still be that inode just before the rename that installs the index
+    /// (else `CatalogChangedError`, nothing installed): an index is written only into the
+    /// catalog it was built from.
+    #[pyo3(signature = (path, catalog = None))]
+    fn save(&self, py: Python<'_>, path: PathBuf, catalog: Option<(PathBuf, u64, u64)>) -> PyResult<()> {
+        use std::os::unix::fs::MetadataExt;
+        let changed = AtomicBool::new(false);
+        let still_ours = || -> Result<(), IndexError> {
+            let Some((dir, dev, ino)) = &catalog else { return Ok(()) };
+            let same = std::fs::metadata(dir).is_ok_and(|m| m.dev() == *dev && m.ino() == *ino);
+            if same {
+                Ok(())
+            } else {
+                changed.store(true, Ordering::Relaxed);
+                Err(IndexError::InvalidArgument(format!(
+                    "{}: the catalog was replaced on disk after this handle opened it; the index built from \
+                     the old one was not installed (open the catalog again and rebuild)",
+                    dir.display()
+                )))
+            }
+        };
+        match detached(py, || self.inner.save_checked(&path, &still_ours)) {
+            Err(err) if changed.load(Ordering::Relaxed) => {
+                let class = py.import("clipbranches.exceptions")?.getattr("CatalogChangedError")?;
+                Err(PyErr::from_value(class.call1((err.value(py).str()?,))?))
+            }
+            other => other,
+        }
     }
 
     /// Number of items indexed.

@@ -100,7 +100,14 @@ impl BlockIndex {
 
     /// Writes the index to `path` atomically.
     pub fn save(&self, path: &Path) -> IndexResult<()> {
-        write_atomically(path, self.storage.bytes())
+        write_atomically(path, self.storage.bytes(), &|| Ok(()))
+    }
+
+    /// Writes the index to `path` atomically if `still_ours` (run just before the rename that
+    /// installs it) agrees: a caller checks there that the catalog directory is still the one
+    /// the index was built from, so an index is never installed into a catalog that replaced it.
+    pub fn save_checked(&self, path: &Path, still_ours: &dyn Fn() -> IndexResult<()>) -> IndexResult<()> {
+        write_atomically(path, self.storage.bytes(), still_ours)
     }
 
     /// Maps the index at `path`, checks its header, its checksum (reads the file once) and
@@ -116,7 +123,40 @@ impl BlockIndex {
             });
         }
         verify_payload(&map, path)?;
-        Ok(Self { layout, storage: Storage::Mapped(map), codes_checksum: recorded })
+        let index = Self { layout, storage: Storage::Mapped(map), codes_checksum: recorded };
+        index.check_rows(path)?;
+        Ok(index)
+    }
+
+    /// [`open`](Self::open), and checks that the index has the shape of its catalog:
+    /// `count` items of width `dim` (a header stamped with the right checksum but another
+    /// shape is refused, so no query can return a row past the catalog's end).
+    pub fn open_for(path: &Path, codes_checksum: &str, count: usize, dim: usize) -> IndexResult<Self> {
+        let index = Self::open(path, codes_checksum)?;
+        if index.count() != count || index.dim() != dim {
+            return Err(IndexError::format(
+                path,
+                format!(
+                    "indexes {} items of dim {}, but its catalog has {count} items of dim {dim}: not this \
+                     catalog's index; rebuild it",
+                    index.count(),
+                    index.dim()
+                ),
+            ));
+        }
+        Ok(index)
+    }
+
+    /// Every catalog row the index lists must be below its count (reads the rows once).
+    fn check_rows(&self, path: &Path) -> IndexResult<()> {
+        let count = self.count();
+        match self.rows().iter().position(|&row| row as usize >= count) {
+            None => Ok(()),
+            Some(at) => Err(IndexError::format(
+                path,
+                format!("lists row {} at position {at}, past its {count} items: corrupt; rebuild it", self.rows()[at]),
+            )),
+        }
     }
 
     /// The BLAKE3 of the catalog codes this index was built for.

@@ -183,35 +183,59 @@ pub fn verify_payload(bytes: &[u8], path: &Path) -> IndexResult<()> {
 }
 
 /// Writes `bytes` to `path` through a temporary sibling and a rename, synced.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> IndexResult<()> {
+///
+/// `before_rename` runs just before the rename, so a caller can check that the directory is
+/// still the catalog the index was built for (an error there leaves the old file in place).
+/// Partial files of earlier writers that died mid-write are removed first.
+pub fn write_atomically(path: &Path, bytes: &[u8], before_rename: &dyn Fn() -> IndexResult<()>) -> IndexResult<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(IndexError::io(dir))?;
-    let tmp = dir.join(format!(
-        ".{}.partial-{}",
-        path.file_name().map_or("index".into(), |n| n.to_string_lossy()),
-        std::process::id()
-    ));
-    let result = (|| {
+    let name = path.file_name().map_or("index".into(), |n| n.to_string_lossy());
+    remove_dead_partials(dir, &name);
+    let tmp = dir.join(format!(".{name}.partial-{}", std::process::id()));
+    let written = (|| {
         let mut file = File::create(&tmp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
+        file.sync_all()
+    })()
+    .map_err(IndexError::io(path));
+    let result = written
+        .and_then(|()| before_rename())
+        .and_then(|()| fs::rename(&tmp, path).and_then(|()| File::open(dir)?.sync_all()).map_err(IndexError::io(path)));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result.map_err(IndexError::io(path))
+    result
 }
 
-/// Maps an index file read-only.
-pub fn map(path: &Path) -> IndexResult<Mmap> {
-    let file = File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            IndexError::format(path, "missing: build the index first (catalog.build_index())")
+/// Removes `.NAME.partial-PID` files in `dir` whose writer process is gone (killed mid-write):
+/// they can never be finished, and each is the size of a whole index. Only where `/proc` tells
+/// a live process from a dead one.
+fn remove_dead_partials(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.partial-");
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file_name.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if clipbranches_store::process_alive(pid) == Some(false) {
+            let _ = fs::remove_file(entry.path());
         }
-        _ => IndexError::Io { path: path.to_path_buf(), source: e },
-    })?;
+    }
+}
+
+/// Maps an index file read-only (a regular file only: never a symbolic link, nor a FIFO).
+pub fn map(path: &Path) -> IndexResult<Mmap> {
+    let file = match clipbranches_store::open_regular(path) {
+        Ok(file) => file,
+        Err(clipbranches_store::StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Err(IndexError::format(path, "missing: build the index first (catalog.build_index())"));
+        }
+        Err(clipbranches_store::StoreError::Format { reason, .. }) => return Err(IndexError::format(path, reason)),
+        Err(clipbranches_store::StoreError::Io { source, .. }) => {
+            return Err(IndexError::Io { path: path.to_path_buf(), source });
+        }
+        Err(e) => return Err(IndexError::Store(e)),
+    };
     // SAFETY: read-only map of a file that is only ever replaced by rename, never rewritten in
     // place, so the mapped bytes cannot change under the map.
     unsafe { Mmap::map(&file) }.map_err(IndexError::io(path))

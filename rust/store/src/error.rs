@@ -22,6 +22,15 @@ pub enum StoreError {
         /// The existing path.
         path: PathBuf,
     },
+    /// `overwrite` was requested but the target is not a catalog of ours (nor an empty
+    /// directory): it is left untouched.
+    #[error("refusing to replace {path}: it is not a clipbranches catalog ({reason}); nothing was changed")]
+    NotACatalog {
+        /// The existing path.
+        path: PathBuf,
+        /// Why it is not taken for a catalog.
+        reason: String,
+    },
     /// A file of the catalog is not in the format this build reads.
     #[error("{path}: {reason}")]
     Format {

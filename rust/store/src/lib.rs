@@ -14,6 +14,7 @@ mod error;
 mod manifest;
 mod quantize;
 mod reader;
+mod regular;
 mod writer;
 
 pub use checksum::{Blake3Stream, hash_file};
@@ -23,4 +24,5 @@ pub use manifest::{
 };
 pub use quantize::QuantizerParams;
 pub use reader::Catalog;
+pub use regular::{open_regular, process_alive};
 pub use writer::CatalogWriter;

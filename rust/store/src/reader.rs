@@ -2,7 +2,7 @@
 //! memory-map the codes without reading them. [`Catalog::verify`] does the expensive part,
 //! checksumming every data file.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -11,6 +11,7 @@ use memmap2::Mmap;
 use crate::checksum::hash_file;
 use crate::error::{StoreError, StoreResult};
 use crate::manifest::{CODES_FILE, ITEMS_FILE, MANIFEST_FILE, MAX_MANIFEST_BYTES, Manifest};
+use crate::regular::open_regular;
 
 /// Parquet files start and end with these four bytes.
 const PARQUET_MAGIC: &[u8; 4] = b"PAR1";
@@ -37,8 +38,14 @@ impl Catalog {
         let manifest = read_manifest(&root.join(MANIFEST_FILE))?;
         for (name, entry) in &manifest.files {
             let path = root.join(name);
-            let found = match fs::metadata(&path) {
+            let found = match fs::symlink_metadata(&path) {
                 Ok(meta) if meta.is_file() => meta.len(),
+                Ok(meta) if meta.is_symlink() => {
+                    return Err(StoreError::format(
+                        &path,
+                        "is a symbolic link; a catalog's files must be regular files inside it (refusing to follow it)",
+                    ));
+                }
                 Ok(_) => return Err(StoreError::format(&path, "is not a regular file")),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     return Err(StoreError::format(&path, format!("missing (listed in {MANIFEST_FILE})")));
@@ -115,12 +122,12 @@ impl Catalog {
 }
 
 fn read_manifest(path: &Path) -> StoreResult<Manifest> {
-    let file = match File::open(path) {
+    let file = match open_regular(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Err(StoreError::format(path, "missing: the directory is not a catalog (or was never completed)"));
         }
-        Err(e) => return Err(StoreError::Io { path: path.to_path_buf(), source: e }),
+        Err(e) => return Err(e),
     };
     let mut bytes = Vec::new();
     file.take(MAX_MANIFEST_BYTES + 1).read_to_end(&mut bytes).map_err(StoreError::io(path))?;
@@ -132,7 +139,7 @@ fn read_manifest(path: &Path) -> StoreResult<Manifest> {
 
 /// Checks the leading and trailing `PAR1` of a parquet file (reads 8 bytes).
 pub(crate) fn check_parquet_magic(path: &Path) -> StoreResult<()> {
-    let mut file = File::open(path).map_err(StoreError::io(path))?;
+    let mut file = open_regular(path)?;
     let mut head = [0u8; 4];
     let mut tail = [0u8; 4];
     let ok = file.read_exact(&mut head).is_ok()
@@ -147,7 +154,7 @@ fn map_codes(path: &Path, bytes: u64) -> StoreResult<Option<Mmap>> {
     if bytes == 0 {
         return Ok(None);
     }
-    let file = File::open(path).map_err(StoreError::io(path))?;
+    let file = open_regular(path)?;
     // SAFETY: the map is read-only and the catalog's files are immutable once installed: every
     // writer builds a new directory and swaps it in, so no writer of ours truncates or rewrites
     // a mapped file (a replaced catalog's files are unlinked, which keeps existing maps valid).

@@ -17,9 +17,11 @@ use rustix::io::Errno;
 use crate::checksum::{Blake3Stream, hash_file};
 use crate::error::{StoreError, StoreResult};
 use crate::manifest::{
-    CODES_FILE, FORMAT_NAME, FORMAT_VERSION, FileEntry, ITEMS_FILE, MANIFEST_FILE, MAX_DIM, Manifest, ManifestMeta,
+    CODES_FILE, FORMAT_NAME, FORMAT_VERSION, FileEntry, ITEMS_FILE, MANIFEST_FILE, MAX_DIM, MAX_MANIFEST_BYTES,
+    Manifest, ManifestMeta,
 };
 use crate::reader::check_parquet_magic;
+use crate::regular::{open_regular, process_alive};
 
 /// Write buffer for the codes file.
 const CODES_BUFFER: usize = 4 << 20;
@@ -38,8 +40,8 @@ impl CatalogWriter {
     /// Starts a catalog of `dim`-byte codes that will live at `target`.
     ///
     /// Fails at once if `target` exists and `overwrite` is false, if `target` exists and is
-    /// not a catalog (a directory with a manifest) or an empty directory, or if its parent does
-    /// not exist.
+    /// not a catalog of ours (a directory whose manifest names this format and version) or an
+    /// empty directory, or if its parent does not exist.
     pub fn create(target: &Path, dim: usize, overwrite: bool) -> StoreResult<Self> {
         if dim == 0 || dim > MAX_DIM as usize {
             return Err(StoreError::InvalidArgument(format!("dim is {dim}, expected 1..={MAX_DIM}")));
@@ -212,21 +214,43 @@ impl Drop for CatalogWriter {
 }
 
 /// Refuses targets that must not be written: an existing path without `overwrite`, or, with
-/// it, anything but a catalog or an empty directory (so a typo cannot delete a home folder).
+/// it, anything but a catalog of ours or an empty directory (so a typo cannot delete a home
+/// folder, nor a web project that happens to hold a `manifest.json`).
 fn check_target(target: &Path, overwrite: bool) -> StoreResult<()> {
     let Ok(meta) = fs::symlink_metadata(target) else { return Ok(()) };
     if !overwrite {
         return Err(StoreError::AlreadyExists { path: target.to_path_buf() });
     }
-    let is_catalog = meta.is_dir() && target.join(MANIFEST_FILE).is_file();
-    let is_empty_dir = meta.is_dir() && fs::read_dir(target).is_ok_and(|mut d| d.next().is_none());
-    if is_catalog || is_empty_dir {
-        Ok(())
-    } else {
-        Err(StoreError::InvalidArgument(format!(
-            "refusing to replace {}: it is not a catalog (no {MANIFEST_FILE}) nor an empty directory",
-            target.display()
-        )))
+    let not_catalog = |reason: String| Err(StoreError::NotACatalog { path: target.to_path_buf(), reason });
+    if !meta.is_dir() {
+        return not_catalog("not a directory".into());
+    }
+    if fs::read_dir(target).is_ok_and(|mut d| d.next().is_none()) {
+        return Ok(());
+    }
+    let manifest = target.join(MANIFEST_FILE);
+    let file = match open_regular(&manifest) {
+        Ok(file) => file,
+        Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return not_catalog(format!("no {MANIFEST_FILE}, and the directory is not empty"));
+        }
+        Err(e) => return not_catalog(e.to_string()),
+    };
+    let mut bytes = Vec::new();
+    if let Err(e) = std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_MANIFEST_BYTES + 1), &mut bytes) {
+        return not_catalog(format!("{}: {e}", manifest.display()));
+    }
+    let identity = serde_json::from_slice::<serde_json::Value>(&bytes).ok().and_then(|v| {
+        let format = v.get("format")?.as_str()?.to_string();
+        let version = v.get("version")?.as_u64()?;
+        Some((format, version))
+    });
+    match identity {
+        Some((format, version)) if format == FORMAT_NAME && version == u64::from(FORMAT_VERSION) => Ok(()),
+        Some((format, version)) => not_catalog(format!(
+            "{MANIFEST_FILE} has format {format:?} version {version}, expected {FORMAT_NAME:?} version {FORMAT_VERSION}"
+        )),
+        None => not_catalog(format!("{MANIFEST_FILE} does not name the format {FORMAT_NAME:?}")),
     }
 }
 
@@ -234,17 +258,13 @@ fn check_target(target: &Path, overwrite: bool) -> StoreResult<()> {
 /// (killed mid-create): they can never be finished, and a 100M catalog's is 3 GB of disk.
 /// Only on systems with `/proc`, where a live process can be told from a dead one.
 fn remove_stale_staging(parent: &Path, name: &str) {
-    let proc_root = Path::new("/proc");
-    if !proc_root.join("self").exists() {
-        return;
-    }
     let prefix = format!(".{name}.partial-");
     let Ok(entries) = fs::read_dir(parent) else { return };
     for entry in entries.flatten() {
         let file_name = entry.file_name().to_string_lossy().into_owned();
         let Some(rest) = file_name.strip_prefix(&prefix) else { continue };
-        let Some(pid) = rest.split(['-', '.']).next().filter(|p| p.parse::<u32>().is_ok()) else { continue };
-        if !proc_root.join(pid).exists() {
+        let Some(pid) = rest.split(['-', '.']).next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if process_alive(pid) == Some(false) {
             let _ = fs::remove_dir_all(entry.path());
         }
     }

@@ -168,7 +168,7 @@ def test_overwrite_never_replaces_a_directory_that_is_not_a_catalog(tmp_path: Pa
     precious = tmp_path / "photos"
     precious.mkdir()
     (precious / "holiday.jpg").write_bytes(b"\xff\xd8")
-    with pytest.raises(InvalidArgumentError, match="not a catalog"):
+    with pytest.raises(CatalogExistsError, match="not a clipbranches catalog"):
         Catalog.create(precious, np.zeros((1, 8), np.uint8), overwrite=True)
     assert (precious / "holiday.jpg").exists()
 

@@ -91,3 +91,56 @@ fn corrupt_truncated_and_foreign_files_are_format_errors() {
     fs::remove_file(&path).unwrap();
     assert!(BlockIndex::open(&path, SUM_A).err().unwrap().to_string().contains("build the index first"));
 }
+
+#[test]
+fn an_index_of_another_shape_is_refused_even_with_the_right_checksum() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blocks.cbi");
+    built().1.save(&path).unwrap();
+    assert!(BlockIndex::open_for(&path, SUM_A, 5000, 4).is_ok());
+    for (count, dim) in [(4000, 4), (5000, 8)] {
+        let err = BlockIndex::open_for(&path, SUM_A, count, dim).err().unwrap();
+        assert!(matches!(err, IndexError::Format { .. }), "{err}");
+        assert!(err.to_string().contains("not this catalog's index"), "{err}");
+    }
+}
+
+#[test]
+fn symlinked_and_fifo_index_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("outside.cbi");
+    built().1.save(&outside).unwrap();
+    let link = dir.path().join("link.cbi");
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+    let err = BlockIndex::open(&link, SUM_A).err().unwrap();
+    assert!(matches!(err, IndexError::Format { .. }) && err.to_string().contains("symbolic link"), "{err}");
+    let fifo = dir.path().join("fifo.cbi");
+    let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let err = BlockIndex::open(&fifo, SUM_A).err().unwrap();
+    assert!(matches!(err, IndexError::Format { .. }) && err.to_string().contains("FIFO"), "{err}");
+}
+
+#[test]
+fn partials_of_dead_writers_are_swept_live_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blocks.cbi");
+    // pid 4194304 is above Linux's largest pid_max, so no process has it.
+    let dead = dir.path().join(".blocks.cbi.partial-4194304");
+    let live = dir.path().join(".blocks.cbi.partial-1");
+    fs::write(&dead, b"x").unwrap();
+    fs::write(&live, b"x").unwrap();
+    built().1.save(&path).unwrap();
+    assert!(!dead.exists());
+    assert!(live.exists());
+}
+
+#[test]
+fn a_refused_check_before_the_rename_installs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blocks.cbi");
+    let refuse = || Err(IndexError::InvalidArgument("the catalog changed".into()));
+    let err = built().1.save_checked(&path, &refuse).err().unwrap();
+    assert!(err.to_string().contains("the catalog changed"));
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "nothing installed, no partial left");
+}

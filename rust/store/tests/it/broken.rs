@@ -107,3 +107,29 @@ fn flipped_bytes_are_caught_by_verify_only() {
         assert!(err.to_string().contains(name));
     }
 }
+
+#[test]
+fn symlinked_files_are_refused_not_followed() {
+    for name in [CODES_FILE, ITEMS_FILE, MANIFEST_FILE] {
+        let (dir, target) = fixture();
+        let outside = dir.path().join("outside");
+        fs::rename(target.join(name), &outside).unwrap();
+        std::os::unix::fs::symlink(&outside, target.join(name)).unwrap();
+        let err = open_err(&target);
+        assert!(matches!(err, StoreError::Format { .. }), "{name}: {err}");
+        assert!(err.to_string().contains("symbolic link"), "{name}: {err}");
+    }
+}
+
+#[test]
+fn fifos_in_place_of_files_are_refused_without_blocking() {
+    for name in [CODES_FILE, ITEMS_FILE, MANIFEST_FILE] {
+        let (_dir, target) = fixture();
+        fs::remove_file(target.join(name)).unwrap();
+        rustix::fs::mkfifoat(rustix::fs::CWD, target.join(name), rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
+        // With no writer, a blocking open of a FIFO would never return.
+        let err = open_err(&target);
+        assert!(matches!(err, StoreError::Format { .. }), "{name}: {err}");
+        assert!(err.to_string().contains("FIFO") || err.to_string().contains("not a regular file"), "{name}: {err}");
+    }
+}

@@ -84,8 +84,17 @@ fn writer_rejects_ragged_rows_bad_dims_and_unsafe_targets() {
     std::fs::create_dir(&precious).unwrap();
     std::fs::write(precious.join("thesis.tex"), b"...").unwrap();
     let err = CatalogWriter::create(&precious, 4, true).err().unwrap();
-    assert!(err.to_string().contains("not a catalog"), "{err}");
+    assert!(err.to_string().contains("not a clipbranches catalog"), "{err}");
     assert!(precious.join("thesis.tex").exists());
+    // Nor is one that holds a manifest.json of another kind (a web project).
+    let web = dir.path().join("web");
+    std::fs::create_dir_all(web.join("src")).unwrap();
+    std::fs::write(web.join("manifest.json"), br#"{"name": "app", "version": "1.0.0"}"#).unwrap();
+    std::fs::write(web.join("src/main.js"), b"main()").unwrap();
+    let err = CatalogWriter::create(&web, 4, true).err().unwrap();
+    assert!(matches!(err, StoreError::NotACatalog { .. }), "{err}");
+    assert!(err.to_string().contains("not a clipbranches catalog"), "{err}");
+    assert!(web.join("src/main.js").exists());
 }
 
 #[test]
