@@ -155,22 +155,22 @@ class Results:
 
     def export(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`to_polars` to ``path`` (``.parquet`` or ``.csv``), atomically."""
-        target = Path(path)
+        from clipbranches._io import atomic_write, check_path
+
+        target = check_path(path, "export")
         suffix = target.suffix.lower()
         if suffix not in (".parquet", ".csv"):
             raise InvalidArgumentError(f"export to .parquet or .csv, not {target.name!r}")
         if not target.parent.is_dir():
             raise InvalidArgumentError(f"cannot export to {target}: {target.parent} is not a directory")
+        if target.is_dir():
+            raise InvalidArgumentError(f"cannot export to {target}: it is a directory")
         table = self.to_polars()
-        tmp = target.with_name(f".{target.name}.tmp")
         if suffix == ".parquet":
-            table.write_parquet(tmp)
-        else:
-            # CSV has no nested types: lists (e.g. tags) become JSON-like strings.
-            flat = table.with_columns(pl.col(pl.List(pl.String)).list.join("|")) if table.width else table
-            flat.write_csv(tmp)
-        os.replace(tmp, target)
-        return target
+            return atomic_write(target, table.write_parquet, "export")
+        # CSV has no nested types: lists (e.g. tags) become JSON-like strings.
+        flat = table.with_columns(pl.col(pl.List(pl.String)).list.join("|")) if table.width else table
+        return atomic_write(target, flat.write_csv, "export")
 
     def rules(self) -> Rules:
         """The model's rules (box models only)."""

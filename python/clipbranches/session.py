@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from clipbranches._io import atomic_write, check_path, read_text
 from clipbranches.exceptions import InvalidArgumentError, SessionFormatError
 
 if TYPE_CHECKING:
@@ -150,11 +151,7 @@ class Session:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the session as JSON, atomically (a crash leaves the previous file intact)."""
-        target = Path(path)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1))
-        os.replace(tmp, target)
-        return target
+        return atomic_write(path, json.dumps(self.to_json(), indent=1).encode(), "session file")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Session:
@@ -165,12 +162,13 @@ class Session:
         SessionFormatError
             Missing file, not JSON, another format or version, or malformed contents.
         """
-        source = Path(path)
+        source = check_path(path, "session file")
+        if not source.exists() and not source.is_symlink():
+            raise SessionFormatError(f"{source}: no session file here")
+        text = read_text(source, "session file", error=SessionFormatError)
         try:
-            data = json.loads(source.read_text())
-        except FileNotFoundError as e:
-            raise SessionFormatError(f"{source}: no session file here") from e
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            data = json.loads(text)
+        except (RecursionError, json.JSONDecodeError) as e:
             raise SessionFormatError(f"{source}: not a readable JSON session ({e})") from e
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
             raise SessionFormatError(f"{source}: not a clipbranches session file")
@@ -180,7 +178,7 @@ class Session:
             labels = {int(i): str(s) for i, s in data["labels"].items()}
             if any(s not in ("positive", "negative") for s in labels.values()):
                 raise ValueError("labels must be positive or negative")
-            session = cls(str(data["catalog"]), str(data["catalog_checksum"]), labels, list(data["rounds"]))
+            session = cls(str(data["catalog"]), str(data["catalog_checksum"]), labels, _rounds(data["rounds"]))
             session._undo = [_Step(_ints(s["before"]), _ints(s["after"])) for s in data["undo"]]
             session._redo = [_Step(_ints(s["before"]), _ints(s["after"])) for s in data["redo"]]
         except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -195,6 +193,52 @@ class Session:
                 f"this session was made on another catalog ({self.catalog}); "
                 f"its codes differ from {engine.catalog.path}'s"
             )
+
+
+#: The kinds of search a round's ``params`` may record (what :meth:`SearchEngine.redo` runs).
+_KINDS = ("text", "image", "refine")
+
+
+def _rounds(value: Any) -> list[dict[str, Any]]:
+    """The saved rounds, checked for the shape :meth:`Session.record` writes; anything else is a
+    ``ValueError`` (reported as a malformed session)."""
+    if not isinstance(value, list):
+        raise ValueError(f"rounds must be a list, not {type(value).__name__}")
+    for n, entry in enumerate(value):
+        where = f"round {n}"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where} must be an object, not {type(entry).__name__}")
+        params = entry.get("params")
+        if not isinstance(params, dict):
+            raise ValueError(f"{where}: params must be an object, not {type(params).__name__}")
+        kind = params.get("kind")
+        if kind not in _KINDS:
+            raise ValueError(f"{where}: params kind {kind!r} is not one of {', '.join(_KINDS)}")
+        if kind == "text" and not isinstance(params.get("query"), str):
+            raise ValueError(f"{where}: a text search needs its query")
+        if kind == "image" and not (_is_int(params.get("item")) or isinstance(params.get("path"), str)):
+            raise ValueError(f"{where}: an image search needs its item id or path")
+        if kind == "refine" and not _int_list(params.get("positives")):
+            raise ValueError(f"{where}: a refine round needs its positives (a list of item ids)")
+        if kind == "refine" and not _int_list(params.get("negatives", [])):
+            raise ValueError(f"{where}: negatives must be a list of item ids")
+        total = entry.get("total")
+        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+            raise ValueError(f"{where}: total must be a non-negative integer, not {total!r}")
+        if not _int_list(entry.get("top")):
+            raise ValueError(f"{where}: top must be a list of item ids")
+        timings = entry.get("timings_ms", {})
+        if not isinstance(timings, dict):
+            raise ValueError(f"{where}: timings_ms must be an object")
+    return list(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_list(value: Any) -> bool:
+    return isinstance(value, list) and all(_is_int(i) for i in value)
 
 
 def _keys(states: dict[int, str]) -> dict[str, str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clipbranches import InvalidArgumentError, SearchEngine, Session, SessionFormatError, testing
+from clipbranches import InvalidArgumentError, OutputError, SearchEngine, Session, SessionFormatError, testing
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +106,10 @@ def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OutputError, match="cannot write the session file .*disk full; nothing was changed"):
         Session("a", "0" * 64, {2: "negative"}).save(target)
     assert target.read_text() == before, "a failed save leaves the previous file intact"
+    assert [p.name for p in tmp_path.iterdir()] == ["s.json"], "no temporary file left"
 
 
 def test_a_session_of_another_catalog_is_refused(engine: SearchEngine) -> None:

@@ -1,17 +1,25 @@
 """Resumable, chunked encoding of image files: what ``ingest`` and the demo share.
 
 Work happens in chunks inside a work directory; each finished chunk is written atomically
-(temp file + rename), so after a Ctrl-C or a kill the next run with the same fingerprint
-continues from the last finished chunk. A changed fingerprint (another source, encoder, head or
-chunk size) discards the old work. Thumbnails are written from the already decoded images.
+(:func:`clipbranches._io.atomic_write`), so after a Ctrl-C or a kill the next run with the same
+fingerprint continues from the last finished chunk. The work directory is bound to its source:
+its stamp records the caller's fingerprint (encoder, head, ...) and a digest of the listing
+(each uri with its file's size and modification time), and a run with another stamp, or a stamp
+that cannot be read, discards the old work. A chunk that cannot be read back (truncated,
+damaged) is encoded again. One process at a time works in a directory (:func:`work_lock`).
+Thumbnails are written from the already decoded images.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,15 +27,25 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from clipbranches._io import atomic_write, open_regular, read_text
+from clipbranches.exceptions import CatalogExistsError, CatalogFormatError
+
 if TYPE_CHECKING:
     from PIL import Image
 
     from clipbranches.embed.encoders import Encoder
 
-__all__ = ["THUMB_SIZE", "EncodeReport", "encode_resumable", "stage_thumbnails"]
+__all__ = ["THUMB_SIZE", "EncodeReport", "encode_resumable", "source_digest", "stage_thumbnails", "work_lock"]
 
 #: Longest side of a thumbnail, in pixels.
 THUMB_SIZE = 160
+#: The lock file inside a work directory (kept when the directory's work is discarded).
+LOCK_FILE = "lock"
+#: The stamp that binds a work directory to its source and settings.
+STAMP_FILE = "source.json"
+
+_held: dict[str, int] = {}  # work directories this process has locked -> the owning thread
+_held_guard = threading.Lock()
 
 
 @dataclass
@@ -58,24 +76,154 @@ def encode_resumable(
     ``dtype``; returns the positions in ``uris`` that decoded and their rows. Thumbnails go to
     ``work/thumbs/<position>.jpg``; ``on_chunk(done, chunks)`` follows the progress."""
     report = report if report is not None else EncodeReport()
-    work.mkdir(exist_ok=True)
-    stamp = work / "source.json"
-    if stamp.is_file() and json.loads(stamp.read_text()) != json.loads(json.dumps(fingerprint, default=str)):
-        shutil.rmtree(work)  # another source or model: nothing to resume
-        work.mkdir()
-    (work / "thumbs").mkdir(exist_ok=True)
-    _write_atomically(stamp, json.dumps(fingerprint, default=str).encode())
-    count = (len(uris) + chunk_size - 1) // chunk_size
-    for chunk, start in enumerate(range(0, len(uris), chunk_size)):
-        done = work / f"chunk-{chunk:06d}.npz"
-        if done.is_file():
-            report.resumed_chunks += 1
+    with work_lock(work):
+        stamp = work / STAMP_FILE
+        wanted = json.loads(
+            json.dumps({"fingerprint": fingerprint, "source": source_digest(uris), "chunk": chunk_size}, default=str)
+        )
+        if _read_stamp(stamp) != wanted:
+            _clear(work)  # another source, another content or model, or a damaged stamp: nothing to resume
+        (work / "thumbs").mkdir(exist_ok=True)
+        atomic_write(stamp, json.dumps(wanted).encode(), "ingest stamp")
+        count = (len(uris) + chunk_size - 1) // chunk_size
+        for chunk, start in enumerate(range(0, len(uris), chunk_size)):
+            done = work / f"chunk-{chunk:06d}.npz"
+            part = list(uris[start : start + chunk_size])
+            if done.is_file():
+                if _load_chunk(done, start, len(part), width) is not None:
+                    report.resumed_chunks += 1
+                    continue
+                done.unlink()  # truncated or damaged (a crash, a full disk): encode it again
+            _encode_chunk(encoder, part, start, done, work / "thumbs", transform, batch_size, thumbnails, progress)
+            if on_chunk is not None:
+                on_chunk(chunk + 1, count)
+        return _gather(work, count, chunk_size, len(uris), width, dtype, report)
+
+
+def source_digest(uris: Sequence[str]) -> str:
+    """A digest of a listing's identity and content: each uri, in order, with its file's size
+    and modification time (URLs and missing files by their uri alone). Another folder, another
+    order, or a file replaced in place gives another digest."""
+    digest = hashlib.sha256()
+    for uri in uris:
+        text = os.fspath(uri)
+        state = ""
+        if "://" not in text:
+            try:
+                info = os.stat(text)
+                state = f"{info.st_size}:{info.st_mtime_ns}:{info.st_ino}"
+            except (OSError, ValueError):
+                state = "missing"
+        digest.update(f"{len(text)}:{text}|{state}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def work_lock(work: Path, what: str | None = None) -> Iterator[None]:
+    """Hold the work directory ``work`` (created if missing) for this process: an exclusive,
+    non-blocking ``flock`` on its lock file. Re-entrant within the thread that holds it.
+
+    Raises
+    ------
+    CatalogExistsError
+        Another process (or thread) is working there now; ``what`` (e.g. ``"ingest into
+        /data/cat"``) names that work in the message.
+    """
+    import fcntl
+
+    what = what or f"encoding into {work}"
+    key = os.path.abspath(work)
+    with _held_guard:
+        owner = _held.get(key)
+        if owner == threading.get_ident():
+            reentrant = True
+        elif owner is not None:
+            raise CatalogExistsError(f"another {what} is running in this process; wait for it to finish")
+        else:
+            reentrant = False
+            _held[key] = threading.get_ident()
+    if reentrant:
+        yield
+        return
+    fd = -1
+    try:
+        while True:
+            work.mkdir(exist_ok=True)
+            fd = os.open(work / LOCK_FILE, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+                os.close(fd)
+                fd = -1
+                pid = f" (pid {holder})" if holder.isdigit() else ""
+                raise CatalogExistsError(
+                    f"another {what} is running{pid}; wait for it to finish or stop it, then run this again"
+                ) from None
+            try:  # the holder before us may have removed the directory: lock the file that is there now
+                same = os.path.samestat(os.fstat(fd), os.stat(work / LOCK_FILE))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+            fd = -1
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        if fd >= 0:
+            os.close(fd)  # releases the lock
+        with _held_guard:
+            _held.pop(key, None)
+
+
+def _read_stamp(stamp: Path) -> Any:
+    """The stamp's JSON, or None when there is none or it cannot be read."""
+    if not stamp.exists():
+        return None
+    try:
+        return json.loads(read_text(stamp, "ingest stamp", error=CatalogFormatError))
+    except (CatalogFormatError, ValueError, RecursionError):
+        return None
+
+
+def _clear(work: Path) -> None:
+    """Discard the work in ``work``, keeping the lock file (held by this process)."""
+    for entry in work.iterdir():
+        if entry.name == LOCK_FILE:
             continue
-        part = list(uris[start : start + chunk_size])
-        _encode_chunk(encoder, part, start, done, work / "thumbs", transform, batch_size, thumbnails, progress)
-        if on_chunk is not None:
-            on_chunk(chunk + 1, count)
-    return _gather(work, count, width, dtype, report)
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def _load_chunk(
+    path: Path, start: int, length: int, width: int
+) -> tuple[NDArray[np.int64], NDArray[Any], list[Any]] | None:
+    """A finished chunk's positions, rows and failures, or None when it cannot be read back or
+    does not fit its place (``length`` items from ``start``, rows ``width`` wide)."""
+    try:
+        with open_regular(path, "ingest chunk", error=CatalogFormatError) as f, np.load(f, allow_pickle=False) as data:
+            positions = np.asarray(data["positions"])
+            rows = np.asarray(data["rows"])
+            failures = json.loads(str(data["failures"]))
+    except Exception:  # noqa: BLE001 (any damage at all: zip, npy header, JSON)
+        return None
+    if positions.ndim != 1 or positions.dtype.kind not in "iu":
+        return None
+    if len(positions) and (positions.min() < start or positions.max() >= start + length):
+        return None
+    if len(positions) and (rows.ndim != 2 or rows.shape != (len(positions), width)):
+        return None
+    if not isinstance(failures, list) or any(not isinstance(f, list) or len(f) != 2 for f in failures):
+        return None
+    if len(positions) + len(failures) != length:
+        return None
+    return positions.astype(np.int64, copy=False), rows, failures
 
 
 def _encode_chunk(
@@ -115,28 +263,36 @@ def _encode_chunk(
         positions.append(pos + start)
         rows.append(transform(features))
     failures = [(paths[i], reason) for i, _, reason in decode.failures]
-    tmp = done.with_name(done.name + ".tmp.npz")
-    np.savez(
-        tmp,
-        positions=np.concatenate(positions) if positions else np.zeros(0, np.int64),
-        rows=np.concatenate(rows) if rows else np.zeros((0, 0)),
-        failures=np.array(json.dumps(failures)),
-    )
-    os.replace(tmp, done)
+    arrays: dict[str, Any] = {
+        "positions": np.concatenate(positions) if positions else np.zeros(0, np.int64),
+        "rows": np.concatenate(rows) if rows else np.zeros((0, 0)),
+        "failures": np.array(json.dumps(failures)),
+    }
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "xb") as f:  # a file object: np.savez would add ".npz" to a temporary name
+            np.savez(f, **arrays)
+
+    atomic_write(done, write, "ingest chunk")
 
 
 def _gather(
-    work: Path, chunks: int, width: int, dtype: type[np.generic], report: EncodeReport
+    work: Path, chunks: int, chunk_size: int, total: int, width: int, dtype: type[np.generic], report: EncodeReport
 ) -> tuple[NDArray[np.int64], NDArray[Any]]:
     """All chunks' positions and rows, in order; their failures go into ``report``."""
     positions: list[NDArray[np.int64]] = [np.zeros(0, np.int64)]
     rows: list[NDArray[Any]] = [np.zeros((0, width), dtype)]
     for chunk in range(chunks):
-        with np.load(work / f"chunk-{chunk:06d}.npz") as data:
-            positions.append(data["positions"])
-            if len(data["positions"]):
-                rows.append(data["rows"].astype(dtype, copy=False))
-            report.skipped += [(str(path), str(reason)) for path, reason in json.loads(str(data["failures"]))]
+        path = work / f"chunk-{chunk:06d}.npz"
+        start = chunk * chunk_size
+        loaded = _load_chunk(path, start, min(chunk_size, total - start), width)
+        if loaded is None:  # written by this run a moment ago: only an outside hand can get here
+            raise CatalogFormatError(f"{path}: an encoded chunk cannot be read back; run the ingest again")
+        chunk_positions, chunk_rows, failures = loaded
+        positions.append(chunk_positions)
+        if len(chunk_positions):
+            rows.append(chunk_rows.astype(dtype, copy=False))
+        report.skipped += [(str(uri), str(reason)) for uri, reason in failures]
     return np.concatenate(positions), np.concatenate(rows)
 
 
@@ -151,9 +307,3 @@ def stage_thumbnails(thumbs: Path, positions: NDArray[np.int64], final: Path) ->
                 os.link(thumb, final / f"{new_id}.jpg")
             except OSError:  # another filesystem, or no hard links there
                 shutil.copyfile(thumb, final / f"{new_id}.jpg")
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

@@ -14,6 +14,7 @@ relative paths are taken from the table's folder.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 from collections.abc import Callable
@@ -25,9 +26,10 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from clipbranches.embed.chunks import EncodeReport, encode_resumable
+from clipbranches._io import check_path, read_bytes
+from clipbranches.embed.chunks import EncodeReport, encode_resumable, work_lock
 from clipbranches.embed.codes import project, write_catalog
-from clipbranches.exceptions import CatalogExistsError, InvalidArgumentError
+from clipbranches.exceptions import CatalogExistsError, CatalogNotFoundError, InvalidArgumentError
 from clipbranches.store.catalog import Catalog
 from clipbranches.store.quantize import FixedRangeQuantizer
 
@@ -50,19 +52,25 @@ class IngestReport(EncodeReport):
 
 def list_source(source: str | os.PathLike[str]) -> pl.DataFrame:
     """The items to ingest, as ``uri`` (absolute path or URL) and ``caption`` (may be null)."""
-    source = Path(source)
+    source = check_path(source, "source")
     if source.is_dir():
-        files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        captions = []
-        for p in files:
-            sidecar = p.with_suffix(".txt")
-            captions.append(sidecar.read_text(errors="replace").strip() if sidecar.is_file() else None)
+        # Anything but a folder with an image name is listed: a FIFO, a socket or a device there
+        # becomes a skipped file with its reason (images are opened only if they are regular).
+        files = sorted(
+            p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.exists() and not p.is_dir()
+        )
+        captions = [_sidecar(p.with_suffix(".txt")) for p in files]
         return pl.DataFrame(
             {"uri": [str(p.resolve()) for p in files], "caption": captions},
             schema={"uri": pl.String, "caption": pl.String},
         )
-    if source.is_file() and source.suffix.lower() in (".csv", ".parquet"):
-        table = pl.read_csv(source) if source.suffix.lower() == ".csv" else pl.read_parquet(source)
+    if source.suffix.lower() in (".csv", ".parquet") and (source.exists() or source.is_symlink()):
+        # Read through open_regular: a FIFO (or a socket, a device) in its place is refused, not waited on.
+        data = io.BytesIO(read_bytes(source, "source table"))
+        try:
+            table = pl.read_csv(data) if source.suffix.lower() == ".csv" else pl.read_parquet(data)
+        except (pl.exceptions.PolarsError, OSError, ValueError) as e:
+            raise InvalidArgumentError(f"{source}: not a readable {source.suffix.lower()[1:]} table ({e})") from e
         column = next((c for c in ("path", "uri", "url") if c in table.columns), None)
         if column is None:
             raise InvalidArgumentError(f"{source}: needs a 'path', 'uri' or 'url' column, has {table.columns}")
@@ -76,6 +84,16 @@ def list_source(source: str | os.PathLike[str]) -> pl.DataFrame:
         )
         return pl.DataFrame({"uri": uris, "caption": caption_column})
     raise InvalidArgumentError(f"{source}: not a folder of images, a .csv or a .parquet file")
+
+
+def _sidecar(path: Path) -> str | None:
+    """The caption in a sidecar text file, if it is a readable regular file."""
+    if not path.is_file():
+        return None
+    try:
+        return read_bytes(path, "caption file").decode("utf-8", "replace").strip()
+    except InvalidArgumentError:
+        return None
 
 
 def ingest(
@@ -101,7 +119,9 @@ def ingest(
     ``on_chunk(done, chunks)`` is called after each chunk is safely written (progress for a
     caller's own display; an exception raised there stops the ingest, resumable).
     """
-    target = Path(catalog_path)
+    target = check_path(catalog_path, "catalog")
+    if not target.parent.is_dir():
+        raise CatalogNotFoundError(f"cannot ingest into {target}: the folder {target.parent} does not exist")
     if target.exists() and not overwrite:
         raise CatalogExistsError(f"{target} exists; pass overwrite=True to replace it")
     if heads.config.image_dim != encoder.image_dim:
@@ -112,45 +132,61 @@ def ingest(
         raise InvalidArgumentError("chunk_size and batch_size must be >= 1")
     listing = list_source(source)
     work = target.with_name(f".{target.name}.ingest")
+    # The listing's own identity and content are bound to the work by encode_resumable (each
+    # uri with its file's size and mtime); this is what else the chunks depend on.
     fingerprint = {
-        "listing": listing.hash_rows().sum(),
         "rows": len(listing),
         "encoder": encoder.identity,
         "head": heads.config.to_dict(),
+        "weights": _weights_digest(heads),
         "chunk": chunk_size,
     }
     heads.eval()
     report = IngestReport()
-    positions, codes = encode_resumable(
-        encoder,
-        listing["uri"].to_list(),
-        work,
-        transform=_head_codes(heads),
-        width=heads.config.out_dim,
-        dtype=np.uint8,
-        fingerprint=fingerprint,
-        chunk_size=chunk_size,
-        batch_size=batch_size,
-        thumbnails=thumbnails,
-        progress=progress,
-        report=report,
-        on_chunk=on_chunk,
-    )
-    items = listing[positions.tolist()].with_columns(pl.Series("source_row", positions, dtype=pl.Int64))
-    items = items.with_row_index("id").with_columns(pl.col("id").cast(pl.Int64))
+    with work_lock(work, f"ingest into {target}"):
+        if target.exists() and not overwrite:  # made while this run was listing
+            raise CatalogExistsError(f"{target} exists; pass overwrite=True to replace it")
+        positions, codes = encode_resumable(
+            encoder,
+            listing["uri"].to_list(),
+            work,
+            transform=_head_codes(heads),
+            width=heads.config.out_dim,
+            dtype=np.uint8,
+            fingerprint=fingerprint,
+            chunk_size=chunk_size,
+            batch_size=batch_size,
+            thumbnails=thumbnails,
+            progress=progress,
+            report=report,
+            on_chunk=on_chunk,
+        )
+        items = listing[positions.tolist()].with_columns(pl.Series("source_row", positions, dtype=pl.Int64))
+        items = items.with_row_index("id").with_columns(pl.col("id").cast(pl.Int64))
 
-    catalog = write_catalog(
-        target,
-        codes,
-        items,
-        encoder=encoder.identity,
-        heads=heads,
-        thumbnails=(work / "thumbs", positions) if thumbnails else None,
-        overwrite=overwrite,
-    )
-    shutil.rmtree(work, ignore_errors=True)
+        catalog = write_catalog(
+            target,
+            codes,
+            items,
+            encoder=encoder.identity,
+            heads=heads,
+            thumbnails=(work / "thumbs", positions) if thumbnails else None,
+            overwrite=overwrite,
+        )
+        shutil.rmtree(work, ignore_errors=True)
     report.items = len(catalog)
     return catalog, report
+
+
+def _weights_digest(heads: Heads) -> str:
+    """A digest of the head's weights: chunks hold codes, so another head means other codes."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(heads.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().double().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _head_codes(heads: Heads) -> Callable[[NDArray[np.float32]], NDArray[np.uint8]]:

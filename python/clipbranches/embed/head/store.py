@@ -8,27 +8,49 @@ from pathlib import Path
 
 import torch
 
+from clipbranches._io import atomic_write, check_path
 from clipbranches.embed.head.model import HeadConfig, Heads
-from clipbranches.exceptions import CatalogFormatError
+from clipbranches.exceptions import CatalogFormatError, InvalidArgumentError
 
-__all__ = ["load_heads", "save_heads"]
+__all__ = ["check_heads_path", "load_heads", "save_heads"]
 
 _FORMAT = "clipbranches-heads"
 
 
-def save_heads(heads: Heads, path: str | os.PathLike[str]) -> None:
-    """Write ``heads`` to ``path`` (a temporary sibling renamed into place: never half-written)."""
-    from safetensors.torch import save_file
+def check_heads_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` if heads can be written there: call it before training, so that a bad output
+    path fails at once rather than after the work.
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    Raises
+    ------
+    InvalidArgumentError
+        A NUL byte in the path, a directory at the path, or a parent folder that does not exist.
+    """
+    target = check_path(path, "head file")
+    if not target.parent.is_dir():
+        raise InvalidArgumentError(f"cannot write the head file {target}: the folder {target.parent} does not exist")
+    if target.is_dir():
+        raise InvalidArgumentError(f"cannot write the head file {target}: it is a directory")
+    return target
+
+
+def save_heads(heads: Heads, path: str | os.PathLike[str]) -> None:
+    """Write ``heads`` to ``path`` (:func:`clipbranches._io.atomic_write`: never half-written).
+
+    Raises
+    ------
+    InvalidArgumentError
+        As :func:`check_heads_path` (checked before anything is serialized).
+    OutputError
+        The operating system refused the write (disk full, ...); any previous file is intact.
+    """
+    from safetensors.torch import save
+
+    target = check_heads_path(path)
     state = {k: v.detach().cpu().contiguous() for k, v in heads.state_dict().items()}
     metadata = {"format": _FORMAT, "version": "1", "config": json.dumps(heads.config.to_dict())}
-    try:
-        save_file(state, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # Serialized here and written by Python, so that a refused write is an OSError (typed below).
+    atomic_write(target, save(state, metadata=metadata), "head file")
 
 
 def load_heads(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Heads:
