@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from clipbranches._io import check_path
 from clipbranches.exceptions import EncoderError, EncoderMismatchError, InvalidArgumentError
 from clipbranches.learn.ranking import Ranked
 from clipbranches.learn.registry import make_model
@@ -46,6 +47,9 @@ __all__ = ["STAGES", "SearchEngine"]
 
 #: The stages a search reports the time of, in milliseconds.
 STAGES = ("encode", "train", "query", "rank")
+#: The longest text query, in characters once stripped: the towers read at most 77 tokens, and a
+#: huge query would only cost memory and time before being cut.
+MAX_QUERY_CHARS = 1000
 
 
 class _Clock:
@@ -150,9 +154,31 @@ class SearchEngine:
         return project(heads, features, side, self.catalog.quantizer)
 
     def encode_text(self, query: str) -> NDArray[np.uint8]:
-        """The 32-byte code of a text query."""
-        if not isinstance(query, str) or not query.strip():
+        """The 32-byte code of a text query.
+
+        Raises
+        ------
+        InvalidArgumentError
+            Not a string, empty, over :data:`MAX_QUERY_CHARS` characters, or not valid Unicode
+            (a lone surrogate): checked before the towers load.
+        """
+        if not isinstance(query, str):
+            raise InvalidArgumentError(f"a text query is a string, not {type(query).__name__}")
+        text = query.strip()
+        if not text:
             raise InvalidArgumentError("the text query is empty")
+        if len(text) > MAX_QUERY_CHARS:
+            raise InvalidArgumentError(
+                f"the text query is {len(text):,} characters long, over the limit of {MAX_QUERY_CHARS:,} "
+                "(the towers read only its first 77 tokens)"
+            )
+        try:
+            query.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise InvalidArgumentError(
+                f"the text query is not valid Unicode text: {e.object[e.start : e.end]!r} at character {e.start} "
+                f"({e.reason})"
+            ) from None
         encoder, _ = self._towers()
         return self._project(encoder.encode_texts([query]), "text")[0]
 
@@ -185,6 +211,10 @@ class SearchEngine:
                 code = np.asarray(self.catalog.codes[row])
                 params: dict[str, Any] = {"kind": "image", "item": int(image), "k": k}
             elif isinstance(image, (str, os.PathLike)):
+                from clipbranches.embed.encoders.files import is_url
+
+                if not is_url(image):
+                    check_path(image, "image")  # an empty path or a NUL byte: typed, before the towers load
                 code = self.encode_image_file(image)
                 params = {"kind": "image", "path": os.fspath(image), "k": k}
             else:

@@ -7,13 +7,16 @@ ahead of the encoder; a file that is missing or cannot be decoded is skipped and
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import socket
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,6 +24,8 @@ from numpy.typing import NDArray
 from clipbranches.embed.encoders.base import Encoder
 
 if TYPE_CHECKING:
+    import urllib.request
+
     from PIL import Image
 
 __all__ = ["DecodeReport", "encode_files", "flatten_on_white", "open_image"]
@@ -36,8 +41,12 @@ class DecodeReport:
         return len(self.failures)
 
 
-#: Seconds to wait for an image URL.
-URL_TIMEOUT = 30.0
+#: Seconds a whole image download may take, from connecting to the last byte (a timeout per
+#: read alone lets a server that sends a byte every few seconds hold a download forever).
+URL_DEADLINE = 30.0
+#: The most bytes an image download may hold (a larger Content-Length is refused up front, a
+#: body without one is counted while it is read).
+URL_MAX_BYTES = 64 * 1024 * 1024
 #: Decoded images are shrunk (aspect kept) until their short side is at most this: every tower
 #: resizes to 224 and thumbnails are 160 px, and a poster-sized PNG would otherwise hold
 #: hundreds of MB while it waits for the encoder.
@@ -61,16 +70,13 @@ def open_image(path: str | os.PathLike[str], *, max_short_side: int | None = MAX
     """The decoded RGB image of a file path or an http(s) URL (transparency on white, shrunk to
     ``max_short_side`` unless None), or the reason it cannot be read."""
     import io
-    import urllib.error
-    import urllib.request
 
     from PIL import Image, UnidentifiedImageError
 
     try:
         source: str | os.PathLike[str] | io.BytesIO = path
-        if isinstance(path, str) and path.startswith(("http://", "https://")):
-            with urllib.request.urlopen(path, timeout=URL_TIMEOUT) as response:  # noqa: S310 (scheme checked)
-                source = io.BytesIO(response.read())
+        if is_url(path):
+            source = io.BytesIO(download(path))
         with Image.open(source) as im:
             im.load()
             rgb = flatten_on_white(im)
@@ -79,12 +85,154 @@ def open_image(path: str | os.PathLike[str], *, max_short_side: int | None = MAX
             size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
             rgb = rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
         return rgb
-    except urllib.error.URLError as e:
+    except DownloadError as e:
         return f"cannot fetch: {e}"
     except FileNotFoundError:
         return "file not found"
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
         return f"cannot decode: {e}"
+
+
+def is_url(path: object) -> TypeGuard[str]:
+    """Whether ``path`` is an http(s) URL (which :func:`open_image` downloads) rather than a path."""
+    return isinstance(path, str) and path[:8].lower().startswith(("http://", "https://"))
+
+
+class DownloadError(Exception):
+    """Why an image URL could not be downloaded (:func:`open_image` returns it as the reason)."""
+
+
+def download(url: str, *, deadline: float | None = None, max_bytes: int | None = None) -> bytes:
+    """The body of an http(s) URL, all of it within ``deadline`` seconds (default
+    :data:`URL_DEADLINE`) and at most ``max_bytes`` long (default :data:`URL_MAX_BYTES`).
+
+    Raises :class:`DownloadError` with the reason: an HTTP error status, a refused connection,
+    a body over the limit (a larger Content-Length is refused before reading any of it), or a
+    download still unfinished at the deadline (whatever it was waiting for: the connection, the
+    headers or the body).
+    """
+    import http.client
+    import urllib.error
+
+    seconds = URL_DEADLINE if deadline is None else deadline
+    limit = URL_MAX_BYTES if max_bytes is None else max_bytes
+    late = f"the download did not finish within {seconds:g} s"
+    chunks: list[bytes] = []
+    with _Deadline(seconds) as watch:
+        try:
+            with _opener(watch).open(url, timeout=seconds) as response:
+                length = (response.headers.get("Content-Length") or "").strip()
+                if length.isdigit() and int(length) > limit:
+                    raise DownloadError(f"the image is {int(length):,} bytes, over the limit of {limit:,} bytes")
+                size = 0
+                while chunk := response.read(min(_READ_SIZE, limit + 1 - size)):
+                    size += len(chunk)
+                    if size > limit:
+                        raise DownloadError(f"the image is over the limit of {limit:,} bytes")
+                    chunks.append(chunk)
+                if length.isdigit() and size < int(length) and not watch.expired:
+                    raise DownloadError(f"the connection closed after {size:,} of {int(length):,} bytes")
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            if watch.expired:
+                raise DownloadError(late) from None
+            if isinstance(e, urllib.error.HTTPError):
+                e.close()  # it holds the error page's response open
+            elif isinstance(e, urllib.error.URLError):
+                raise DownloadError(str(e.reason)) from None
+            elif isinstance(e, http.client.HTTPException):
+                raise DownloadError(f"not a valid HTTP answer ({type(e).__name__}: {str(e).strip()!r})") from None
+            raise DownloadError(str(e) or type(e).__name__) from None
+        if watch.expired:  # the timer's shutdown ends a body without Content-Length like a normal end
+            raise DownloadError(late)
+    return b"".join(chunks)
+
+
+#: Bytes asked for per read of a download.
+_READ_SIZE = 1 << 20
+
+
+class _Deadline:
+    """The end of one download: when ``seconds`` have passed, a timer shuts down every
+    connection the download opened, so a blocked read returns at once whatever it waits for
+    (the connection, TLS, the headers or the body) and :attr:`expired` says why.
+
+    Each connection is watched through a duplicate of its descriptor, owned here and closed on
+    exit, so the timer can never touch a descriptor that was closed and reused meanwhile.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._timer = threading.Timer(max(0.0, seconds), self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            copy = sock.dup()
+            self._sockets.append(copy)
+            if self.expired:
+                _shut(copy)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed by the peer
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _opener(watch: _Deadline) -> urllib.request.OpenerDirector:
+    """urllib's opener for http(s) only (a redirect elsewhere, e.g. to ftp, is refused), whose
+    connections ``watch`` can end."""
+    import http.client
+    import urllib.request
+
+    class Connection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            watch.watch(self.sock)
+
+    # HTTPSConnection.connect calls super().connect() for the TCP socket, which this order
+    # makes Connection.connect: the socket is watched before the TLS handshake.
+    class TLSConnection(http.client.HTTPSConnection, Connection):
+        pass
+
+    class Handler(urllib.request.AbstractHTTPHandler):
+        def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+            return self.do_open(Connection, req)
+
+        def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+            return self.do_open(TLSConnection, req)
+
+        http_request = https_request = urllib.request.AbstractHTTPHandler.do_request_
+
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        urllib.request.ProxyHandler(),
+        urllib.request.UnknownHandler(),
+        Handler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        urllib.request.HTTPRedirectHandler(),
+        urllib.request.HTTPErrorProcessor(),
+    ):
+        opener.add_handler(handler)
+    return opener
 
 
 def flatten_on_white(image: Image.Image) -> Image.Image:
