@@ -109,6 +109,8 @@ fuzz: ## Fuzz every parser of on-disk bytes for FUZZ_SECONDS each (installs carg
 	  (cd rust/store && RUSTC_BOOTSTRAP=1 $(CURDIR)/target/tools/bin/cargo-fuzz run $$t -- \
 	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | grep -E 'stat::number_of_executed_units|stat::new_units_added|Done|ERROR|panicked|SUMMARY'); \
 	done
+	@echo "== fuzz target items (Python: mutated items.parquet through Catalog.open), $(FUZZ_SECONDS) s"
+	$(PY) benchmarks/fuzz_items.py $(FUZZ_SECONDS) 2>/dev/null
 
 bench: $(STAMPS)/develop ## Print the store and index benchmark tables (BENCH_ARGS=--large for 100M items)
 	$(PY) benchmarks/store.py $(BENCH_ARGS)
