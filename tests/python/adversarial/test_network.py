@@ -114,6 +114,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(chunk)
 
 
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loopback requests go straight to the test server, whatever proxy the environment names."""
+    for name in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     """The base URL of a loopback server with the routes of :class:`_Handler`."""
