@@ -24,6 +24,7 @@ from clipbranches._io import open_regular
 from clipbranches.exceptions import (
     CatalogChangedError,
     CatalogFormatError,
+    ClipBranchesError,
     DimensionMismatchError,
     IndexNotFoundError,
     InvalidArgumentError,
@@ -168,6 +169,8 @@ class Catalog:
         if not isinstance(quantizer, Quantizer):
             raise InvalidArgumentError(f"quantizer must be a Quantizer, got {type(quantizer).__name__}")
         meta = _metadata_json(quantizer, encoder, head)
+        # Refuse a target that cannot be written before the first chunk of a stream is made.
+        _core.CatalogWriter.check_target(os.fspath(path), overwrite)
         chunks = _code_chunks(codes)
         first = next(chunks, None)
         if first is not None:
@@ -203,9 +206,14 @@ class Catalog:
 
     @staticmethod
     def is_catalog(path: str | os.PathLike[str]) -> bool:
-        """Whether ``path`` looks like a catalog directory (it has a manifest; :meth:`open`
-        checks the rest)."""
-        return (Path(path) / MANIFEST_FILE).is_file()
+        """Whether ``path`` looks like a catalog directory: its manifest (a regular file) names
+        this format. :meth:`open` checks the rest."""
+        try:
+            with open_regular(Path(path) / MANIFEST_FILE, "manifest", error=CatalogFormatError) as f:
+                manifest = json.loads(f.read(16 << 20))
+        except (ClipBranchesError, OSError, ValueError):
+            return False
+        return isinstance(manifest, dict) and manifest.get("format") == "clipbranches-catalog"
 
     @property
     def path(self) -> Path:
@@ -499,8 +507,12 @@ class Catalog:
         ------
         ChecksumError
             A file's contents changed since the catalog was written.
+        CatalogChangedError
+            The catalog was replaced on disk since this handle opened it.
         """
+        self.check_unchanged()
         self._core.verify()
+        self.check_unchanged()
 
     def __repr__(self) -> str:
         return f"Catalog({str(self.path)!r}, items={len(self)}, dim={self.dim})"

@@ -38,6 +38,14 @@ impl PyCatalogWriter {
         Ok(Self { staging: writer.staging_dir().to_path_buf(), dim, inner: Mutex::new(Some(writer)) })
     }
 
+    /// Refuses (as `new` would) a `path` that exists without `overwrite`, or with it is neither
+    /// a catalog of ours nor an empty directory; touches nothing.
+    #[staticmethod]
+    #[pyo3(signature = (path, overwrite = false))]
+    fn check_target(py: Python<'_>, path: PathBuf, overwrite: bool) -> PyResult<()> {
+        detached(py, || CatalogWriter::check_target(&path, overwrite))
+    }
+
     /// Where to write `items.parquet` before `finish`.
     #[getter]
     fn staging_dir(&self) -> PathBuf {

@@ -73,6 +73,13 @@ impl CatalogWriter {
         Ok(writer)
     }
 
+    /// Whether [`create`](Self::create) would accept `target` (it exists only if `overwrite`,
+    /// and then is a catalog of ours or an empty directory): lets a caller refuse before any
+    /// expensive work. `create` checks again, and once more just before installing.
+    pub fn check_target(target: &Path, overwrite: bool) -> StoreResult<()> {
+        check_target(target, overwrite)
+    }
+
     /// The staging directory: the caller writes `items.parquet` (and any other data file) here
     /// before [`finish`](Self::finish).
     #[must_use]

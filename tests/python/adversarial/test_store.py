@@ -89,6 +89,22 @@ def test_overwrite_refuses_a_directory_with_a_foreign_manifest(tmp_path: Path) -
     assert sorted(p.name for p in tmp_path.iterdir()) == ["web"]  # no staging left either
 
 
+def test_overwrite_refuses_a_foreign_directory_before_reading_a_stream(tmp_path: Path) -> None:
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "manifest.json").write_text('{"name": "app"}')
+    pulled: list[int] = []
+
+    def stream():  # type: ignore[no-untyped-def]
+        pulled.append(1)
+        yield _codes(4)
+
+    with pytest.raises(CatalogExistsError, match="not a clipbranches catalog"):
+        Catalog.create(web, stream(), overwrite=True)
+    assert not pulled  # refused before any (expensive) chunk was made
+    assert not Catalog.is_catalog(web)
+
+
 def test_overwrite_refuses_a_catalog_of_another_format_version(tmp_path: Path) -> None:
     catalog = Catalog.create(tmp_path / "c", _codes(4))
     manifest = json.loads((catalog.path / "manifest.json").read_text())
@@ -127,6 +143,13 @@ def test_stale_handle_items_raise_catalog_changed(tmp_path: Path) -> None:
         old.check_unchanged()
     assert new.items["caption"].unique().to_list() == ["new"]
     new.check_unchanged()
+
+
+def test_stale_handle_verify_raises_catalog_changed(tmp_path: Path) -> None:
+    old, new = _old_and_new(tmp_path)
+    with pytest.raises(CatalogChangedError):
+        old.verify()
+    new.verify()
 
 
 def test_stale_handle_keeps_what_it_already_read(tmp_path: Path) -> None:
