@@ -491,3 +491,24 @@ fn fill_block(codes: &[u8], dim: usize, b: usize, rows: &[u32], cols: &mut [u8],
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_index_listing_a_row_past_its_count_is_refused() {
+        let codes: Vec<u8> = (0..300u32 * 4).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+        let sum = "c".repeat(64);
+        let index = BlockIndex::build(&codes, 4, &sum, BuildOptions { block_items: 128 }).unwrap();
+        let mut bytes = index.storage.bytes().to_vec();
+        bytes[ROWS_AT..ROWS_AT + 4].copy_from_slice(&305u32.to_le_bytes());
+        seal(&mut bytes);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blocks.cbi");
+        std::fs::write(&path, &bytes).unwrap();
+        let err = BlockIndex::open(&path, &sum).err().unwrap();
+        assert!(matches!(err, IndexError::Format { .. }), "{err}");
+        assert!(err.to_string().contains("lists row 305 at position 0, past its 300 items"), "{err}");
+    }
+}
