@@ -46,7 +46,21 @@ impl Catalog {
                         "is a symbolic link; a catalog's files must be regular files inside it (refusing to follow it)",
                     ));
                 }
-                Ok(_) => return Err(StoreError::format(&path, "is not a regular file")),
+                Ok(meta) => {
+                    use std::os::unix::fs::FileTypeExt;
+                    let kind = meta.file_type();
+                    let what = if kind.is_fifo() {
+                        "a FIFO"
+                    } else if kind.is_dir() {
+                        "a directory"
+                    } else {
+                        "a special file"
+                    };
+                    return Err(StoreError::format(
+                        &path,
+                        format!("is {what}, not a regular file; refusing to read it"),
+                    ));
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     return Err(StoreError::format(&path, format!("missing (listed in {MANIFEST_FILE})")));
                 }
