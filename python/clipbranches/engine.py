@@ -127,6 +127,7 @@ class SearchEngine:
             if self._heads is None:
                 from clipbranches.embed.head import load_heads
 
+                self.catalog.check_unchanged()  # the heads must be this catalog's, not a replacement's
                 head_path = self.catalog.path / HEAD_FILE
                 if self.catalog.encoder is None or not head_path.is_file():
                     raise EncoderError(

@@ -184,7 +184,11 @@ class Results:
         raise InvalidArgumentError(f"{kind!r} results have no rules: only box models (branch, ensemble) do")
 
     def thumbnail(self, row: int) -> Path | None:
-        """The thumbnail file of a catalog row, if the catalog has one."""
+        """The thumbnail file of a catalog row, if the catalog has one.
+
+        Raises :class:`CatalogChangedError` when the catalog was replaced on disk since it was
+        opened (the file would be another catalog's)."""
+        self.catalog.check_unchanged()
         path = self.catalog.path / THUMBS_DIR / f"{int(self.catalog.item_ids[row])}.jpg"
         return path if path.is_file() else None
 

@@ -426,3 +426,22 @@ def test_build_index_with_bad_block_items_is_typed(small: Catalog, block_items: 
 def test_every_store_error_here_is_a_catalog_or_argument_error() -> None:
     for error in (CatalogChangedError, CatalogExistsError, CatalogFormatError, IndexFormatError):
         assert issubclass(error, CatalogError)
+
+
+def test_a_stale_engine_reads_no_heads_or_thumbnails_of_the_replacement(tmp_path: Path) -> None:
+    from clipbranches import CatalogChangedError, SearchEngine
+
+    def with_thumbnail(staging: Path) -> None:
+        (staging / "thumbs").mkdir()
+        (staging / "thumbs" / "0.jpg").write_bytes(b"old thumbnail")
+
+    codes = np.random.default_rng(0).integers(0, 256, (50, 32), np.uint8)
+    Catalog.create(tmp_path / "c", codes, attach=with_thumbnail)
+    engine = SearchEngine(Catalog.open(tmp_path / "c"))
+    results = engine.search_image(0, k=5)
+    assert results.thumbnail(0) is not None
+    Catalog.create(tmp_path / "c", codes[::-1].copy(), overwrite=True, attach=with_thumbnail)
+    with pytest.raises(CatalogChangedError, match="replaced"):
+        results.thumbnail(0)
+    with pytest.raises(CatalogChangedError, match="replaced"):
+        engine.search_text("a dog")  # the heads it would load are the replacement's
