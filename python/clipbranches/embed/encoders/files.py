@@ -70,14 +70,25 @@ def open_image(path: str | os.PathLike[str], *, max_short_side: int | None = MAX
     """The decoded RGB image of a file path or an http(s) URL (transparency on white, shrunk to
     ``max_short_side`` unless None), or the reason it cannot be read."""
     import io
+    from typing import IO
 
     from PIL import Image, UnidentifiedImageError
 
+    from clipbranches._io import open_regular
+    from clipbranches.exceptions import InvalidArgumentError
+
     try:
-        source: str | os.PathLike[str] | io.BytesIO = path
+        source: IO[bytes]
         if is_url(path):
             source = io.BytesIO(download(path))
-        with Image.open(source) as im:
+        else:
+            # A local file is opened only if it is a regular one: a FIFO, a socket or a device
+            # never blocks the decode, it is skipped with its reason like an undecodable file.
+            try:
+                source = open_regular(path, "image file")
+            except InvalidArgumentError as e:
+                return "file not found" if not os.path.exists(path) else str(e)
+        with source, Image.open(source) as im:
             im.load()
             rgb = flatten_on_white(im)
         if max_short_side is not None and min(rgb.size) > max_short_side:
