@@ -109,7 +109,7 @@ def _searching(p: argparse.ArgumentParser, catalog_optional: bool) -> None:
     _output(p)
 
 
-def _building_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _building_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
     t = sub.add_parser("train-head", help="train the image and text heads on (image, caption) pairs")
     t.add_argument("pairs", type=Path, help="a folder of images with .txt captions, or a CSV/parquet")
     t.add_argument("out", type=Path, help="where to write the heads (.safetensors)")
@@ -147,7 +147,7 @@ def _building_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     v.set_defaults(run=build.verify)
 
 
-def _search_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _search_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
     s = sub.add_parser("search", help="the items nearest to a text, an image file or an item")
     _searching(s, catalog_optional=False)
     s.add_argument("query", nargs="?", default=None, help="a text query")

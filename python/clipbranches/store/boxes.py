@@ -95,10 +95,10 @@ def as_box_set(boxes: BoxSet | Sequence[Box], dim: int | None = None) -> BoxSet:
                 raise InvalidQueryError(
                     f"box {i}: {len(b.dims)} dims but {len(b.lo)} lower and {len(b.hi)} upper bounds"
                 )
-            values = (*b.dims, *b.lo, *b.hi, b.group)
+            fields = (*b.dims, *b.lo, *b.hi, b.group)
         except TypeError:
             raise InvalidQueryError(f"box {i}: dims, lo and hi must be sequences of integers") from None
-        bad = next((v for v in values if isinstance(v, bool) or not isinstance(v, (int, np.integer))), None)
+        bad = next((v for v in fields if isinstance(v, bool) or not isinstance(v, (int, np.integer))), None)
         if bad is not None:
             raise InvalidQueryError(f"box {i}: dims, bounds and group must be integers, got {bad!r}")
         lengths.append(len(b.dims))
