@@ -13,7 +13,6 @@ Thumbnails are written from the already decoded images.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import os
@@ -28,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from clipbranches._io import atomic_write, open_regular, read_text
-from clipbranches.exceptions import CatalogExistsError, CatalogFormatError
+from clipbranches.exceptions import CatalogExistsError, CatalogFormatError, OutputError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -129,8 +128,6 @@ def work_lock(work: Path, what: str | None = None) -> Iterator[None]:
         Another process (or thread) is working there now; ``what`` (e.g. ``"ingest into
         /data/cat"``) names that work in the message.
     """
-    import fcntl
-
     what = what or f"encoding into {work}"
     key = os.path.abspath(work)
     with _held_guard:
@@ -147,17 +144,28 @@ def work_lock(work: Path, what: str | None = None) -> Iterator[None]:
         return
     fd = -1
     try:
+        fd = _acquire(work, what)
+        yield
+    finally:
+        if fd >= 0:
+            os.close(fd)  # releases the lock
+        with _held_guard:
+            _held.pop(key, None)
+
+
+def _acquire(work: Path, what: str) -> int:
+    """The descriptor of ``work``'s lock file, locked by this process (see :func:`work_lock`)."""
+    import fcntl
+
+    fd = -1
+    try:
         while True:
             work.mkdir(exist_ok=True)
             fd = os.open(work / LOCK_FILE, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as e:
-                if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    raise
+            except BlockingIOError:
                 holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-                os.close(fd)
-                fd = -1
                 pid = f" (pid {holder})" if holder.isdigit() else ""
                 raise CatalogExistsError(
                     f"another {what} is running{pid}; wait for it to finish or stop it, then run this again"
@@ -172,12 +180,13 @@ def work_lock(work: Path, what: str | None = None) -> Iterator[None]:
             fd = -1
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
-    finally:
+        return fd
+    except BaseException as e:
         if fd >= 0:
-            os.close(fd)  # releases the lock
-        with _held_guard:
-            _held.pop(key, None)
+            os.close(fd)
+        if isinstance(e, OSError):
+            raise OutputError(f"cannot prepare the work directory {work} ({e.strerror or e})") from e
+        raise
 
 
 def _read_stamp(stamp: Path) -> Any:

@@ -121,7 +121,8 @@ def ingest(
     """
     target = check_path(catalog_path, "catalog")
     if not target.parent.is_dir():
-        raise CatalogNotFoundError(f"cannot ingest into {target}: the folder {target.parent} does not exist")
+        problem = "is not a folder" if target.parent.exists() else "does not exist"
+        raise CatalogNotFoundError(f"cannot ingest into {target}: the folder {target.parent} {problem}")
     if target.exists() and not overwrite:
         raise CatalogExistsError(f"{target} exists; pass overwrite=True to replace it")
     if heads.config.image_dim != encoder.image_dim:
