@@ -4,6 +4,7 @@ help and the catalog picker."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -255,10 +256,13 @@ async def test_help_lists_every_key(engine: SearchEngine, settle: Settle) -> Non
 
 
 async def test_catalog_picker(catalog_path: Path, tmp_path: Path, settle: Settle) -> None:
-    (tmp_path / "bad").mkdir()
-    (tmp_path / "bad" / "manifest.json").write_text("{}")
+    shutil.copytree(catalog_path, tmp_path / "bad")
+    (tmp_path / "bad" / "codes.u8").write_bytes(b"")  # its manifest names the format; opening it fails
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "manifest.json").write_text("{}")  # a web app's manifest: not a catalog, not listed
     (tmp_path / "good").symlink_to(catalog_path)
     catalogs = clipbranches_tui.state.find_catalogs(tmp_path)
+    assert [c.name for c in catalogs] == ["bad", "good"]
     app = ClipBranchesApp(root=tmp_path, catalogs=catalogs, renderer="none")
     async with app.run_test(size=SIZE) as pilot:
         assert isinstance(app.screen, CatalogPickerScreen)
