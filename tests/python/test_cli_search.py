@@ -118,3 +118,35 @@ def test_tui_not_installed_says_how_to_install(
     code, _, err = run(capsys, "tui", catalog)
     assert code == 2
     assert "terminal UI is not installed: pip install ./tui" in err
+
+
+def test_search_table_has_a_header_distances_and_short_uris(catalog: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from clipbranches.cli.search import URI_WIDTH, _short_uri
+
+    code, out, err = run(capsys, "search", catalog, "--item", 3, "-k", 10, "--show", 4)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[1].split()[:3] == ["rank", "id", "distance"]
+    rows = [line.split() for line in lines[2:]]
+    assert len(rows) == 4
+    distances = [float(r[2]) for r in rows]
+    assert distances[0] == 0.0  # the item itself
+    assert distances == sorted(distances)
+    assert all(d >= 0 for d in distances)
+    # --json keeps the raw score (the negated squared distance) and adds the distance.
+    code, out, _ = run(capsys, "search", catalog, "--item", 3, "-k", 10, "--show", 4, "--json")
+    items = json.loads(out)["items"]
+    assert [i["distance"] for i in items] == distances
+    assert all(i["score"] == -i["distance"] for i in items)
+    # A refine round shows the model's score under "score".
+    code, out, _ = run(capsys, "refine", "--catalog", catalog, "--positive", 3, "--show", 3)
+    assert code == 0
+    assert out.splitlines()[1].split()[:3] == ["rank", "id", "score"]
+    # Long uris lose their start, never the file name.
+    long = "/data/" + "/".join(f"folder{i:02d}" for i in range(12)) + "/a_rather_long_file_name.jpg"
+    short = _short_uri(long)
+    assert short.startswith("…/")
+    assert short.endswith("/folder11/a_rather_long_file_name.jpg")
+    assert len(short) <= URI_WIDTH
+    assert _short_uri("/a/b.jpg") == "/a/b.jpg"
+    assert _short_uri("x" * 100) == "…" + "x" * (URI_WIDTH - 1)

@@ -65,23 +65,61 @@ def _warn_without_index(engine: SearchEngine, model: str | None) -> None:
         )
 
 
+#: Widest uri shown in the table; longer ones keep their end (the file name).
+URI_WIDTH = 60
+
+
+def _short_uri(uri: str, width: int = URI_WIDTH) -> str:
+    """``uri`` shortened from the left to ``width`` characters, keeping the file name and as
+    many of its folders as fit: ``…/folder/name.jpg`` (a name longer than ``width`` keeps its end)."""
+    if len(uri) <= width:
+        return uri
+    parts = uri.split("/")
+    kept = parts[-1]
+    for part in reversed(parts[:-1]):
+        if len(part) + len(kept) + 3 > width:  # "…/" plus the joining "/"
+            break
+        kept = f"{part}/{kept}"
+    return "…" + (f"/{kept}" if len(kept) + 2 <= width else kept[-(width - 1) :])
+
+
 def _report(results: Results, show: int, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    """The results as a table with a header line, or one JSON object (``--json``).
+
+    A nearest-neighbour search (text or image query) ranks by squared distance to the query;
+    its table shows that distance (smaller is nearer) in a ``distance`` column, where the raw
+    score is the negated distance. A refine round's table shows the model's score. Under
+    ``--json`` every item keeps its raw ``score``, and a nearest-neighbour search's items carry
+    ``distance`` too.
+    """
     table = results.page(0, show).to_polars() if show else None
+    nearest = results.params.get("kind") in ("text", "image")
     if as_json:
         items: list[dict[str, Any]] = [] if table is None else table.to_dicts()
+        if nearest:
+            items = [item | {"distance": -item["score"]} for item in items]
         out = {"total": results.total, "timings_ms": results.timings, "params": results.params, "items": items}
         print(json.dumps(out | (extra or {}), default=str))
         return
     stages = ", ".join(f"{k} {v:.1f}" for k, v in results.timings.items())
     print(f"{results.total:,} items ({stages} ms)")
     if table is not None and len(table):
-        columns = [c for c in ("rank", "id", "score", "labelled", "caption", "uri") if c in table.columns]
-        for row in table.select(columns).iter_rows(named=True):
+        texts = [c for c in ("caption", "uri") if c in table.columns]
+        value = "distance" if nearest else "score"
+        captions = [str(c or "")[:URI_WIDTH] for c in table["caption"]] if "caption" in texts else []
+        wide = max((len(c) for c in captions), default=0) if "uri" in texts else 0
+        header = [f"{'rank':>5}", f"{'id':>10}", f"{value:>10}"]
+        print("  ".join(header + [t.ljust(wide) if t == "caption" else t for t in texts]).rstrip())
+        for n, row in enumerate(table.iter_rows(named=True)):
             # "+": a positive the user labelled (a round always returns those first).
             mark = "+" if row.get("labelled") else " "
-            cells = [f"{row['rank']:>5}", f"{mark}{row['id']:>9}", f"{row['score']:>10.3f}"]
-            cells += [str(row[c] or "")[:60] for c in columns[3:] if c != "labelled"]
-            print("  ".join(cells))
+            shown = -row["score"] if nearest else row["score"]
+            cells = [f"{row['rank']:>5}", f"{mark}{row['id']:>9}", f"{shown:>10.3f}"]
+            if captions:
+                cells.append(captions[n].ljust(wide))
+            if "uri" in texts:
+                cells.append(_short_uri(str(row["uri"] or "")))
+            print("  ".join(cells).rstrip())
 
 
 def search(args: argparse.Namespace) -> int:
