@@ -14,6 +14,7 @@ import errno
 import os
 import secrets
 import stat
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -92,7 +93,8 @@ def read_text(
 
 def atomic_write(path: str | os.PathLike[str], write: bytes | Callable[[Path], None], what: str = "file") -> Path:
     """Write ``path`` atomically: ``write`` is the bytes, or a function that writes a given
-    temporary path (e.g. ``frame.write_parquet``). Returns the target.
+    temporary path (e.g. ``frame.write_parquet``). Returns the target, with the mode a new
+    file gets (``0o666 & ~umask``) whatever mode the writer created its temporary file with.
 
     Raises
     ------
@@ -115,6 +117,9 @@ def atomic_write(path: str | os.PathLike[str], write: bytes | Callable[[Path], N
                 f.write(write)
         else:
             write(tmp)
+        # A writer may create its file 0600 (tempfile semantics): the target gets the mode any
+        # new file gets, so a shared catalog is readable like the rest of its folder.
+        os.chmod(tmp, 0o666 & ~_umask())
         _fsync_file(tmp)
         os.replace(tmp, target)
         _fsync_dir(parent)
@@ -130,6 +135,24 @@ def atomic_write(path: str | os.PathLike[str], write: bytes | Callable[[Path], N
             raise OutputError(f"cannot write the {what} {target}: {reason}; nothing was changed") from e
         raise
     return target
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it where the system tells it (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _umask_guard:  # elsewhere: set and restore it (no other thread of ours changes it meanwhile)
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+_umask_guard = threading.Lock()
 
 
 def _fsync_file(path: Path) -> None:

@@ -55,3 +55,20 @@ def test_bad_targets_are_typed(tmp_path: Path) -> None:
         atomic_write(str(tmp_path / "a\x00b"), b"x")
     with pytest.raises(InvalidArgumentError, match="empty"):
         atomic_write("", b"x")
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o002, 0o077])
+def test_an_atomic_write_gives_the_mode_of_a_new_file(tmp_path: Path, mask: int) -> None:
+    def private(tmp: Path) -> None:  # a writer with tempfile semantics: its file is 0600
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, b"data")
+        os.close(fd)
+
+    old = os.umask(mask)
+    try:
+        atomic_write(tmp_path / "a.bin", private)
+        atomic_write(tmp_path / "b.bin", b"data")
+    finally:
+        os.umask(old)
+    for name in ("a.bin", "b.bin"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~mask, name

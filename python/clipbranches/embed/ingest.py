@@ -124,7 +124,7 @@ def ingest(
         problem = "is not a folder" if target.parent.exists() else "does not exist"
         raise CatalogNotFoundError(f"cannot ingest into {target}: the folder {target.parent} {problem}")
     if target.exists() and not overwrite:
-        raise CatalogExistsError(f"{target} exists; pass overwrite=True to replace it")
+        raise _exists(target)
     if heads.config.image_dim != encoder.image_dim:
         raise InvalidArgumentError(
             f"the head takes {heads.config.image_dim}-d image features, the encoder gives {encoder.image_dim}"
@@ -146,7 +146,7 @@ def ingest(
     report = IngestReport()
     with work_lock(work, f"ingest into {target}"):
         if target.exists() and not overwrite:  # made while this run was listing
-            raise CatalogExistsError(f"{target} exists; pass overwrite=True to replace it")
+            raise _exists(target)
         positions, codes = encode_resumable(
             encoder,
             listing["uri"].to_list(),
@@ -177,6 +177,11 @@ def ingest(
         shutil.rmtree(work, ignore_errors=True)
     report.items = len(catalog)
     return catalog, report
+
+
+def _exists(target: Path) -> CatalogExistsError:
+    """The error for a target that is there already, naming the library's and the CLI's way out."""
+    return CatalogExistsError(f"{target} exists; pass overwrite=True (--overwrite on the command line) to replace it")
 
 
 def _weights_digest(heads: Heads) -> str:

@@ -147,7 +147,7 @@ def test_an_interrupted_ingest_resumes_from_its_last_chunk(tmp_path: Path, folde
 
 def test_bad_inputs(tmp_path: Path, folder: Path, heads: Heads) -> None:
     (tmp_path / "cat").mkdir()
-    with pytest.raises(CatalogExistsError):
+    with pytest.raises(CatalogExistsError, match=r"pass overwrite=True \(--overwrite on the command line\)"):
         ingest(folder, tmp_path / "cat", encoder=MeanColourEncoder(), heads=heads)
     with pytest.raises(InvalidArgumentError, match="not a folder of images"):
         ingest(tmp_path / "nothing.txt", tmp_path / "x", encoder=MeanColourEncoder(), heads=heads)
@@ -158,3 +158,17 @@ def test_bad_inputs(tmp_path: Path, folder: Path, heads: Heads) -> None:
     pl.DataFrame({"file": ["a.png"]}).write_csv(table)
     with pytest.raises(InvalidArgumentError, match="'path', 'uri' or 'url' column"):
         ingest(table, tmp_path / "z", encoder=MeanColourEncoder(), heads=heads)
+
+
+def test_every_file_of_a_catalog_has_the_mode_of_its_codes(tmp_path: Path, folder: Path, heads: Heads) -> None:
+    import os
+
+    old = os.umask(0o002)  # group-writable: a mode no writer would pick by accident
+    try:
+        catalog, _ = ingest(folder, tmp_path / "cat", encoder=MeanColourEncoder(), heads=heads, chunk_size=3)
+    finally:
+        os.umask(old)
+    mode = (catalog.path / "codes.u8").stat().st_mode & 0o777
+    modes = {str(p.relative_to(catalog.path)): p.stat().st_mode & 0o777 for p in catalog.path.rglob("*") if p.is_file()}
+    assert "head.safetensors" in modes
+    assert modes == dict.fromkeys(modes, mode)
