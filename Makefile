@@ -86,16 +86,22 @@ py-test: $(STAMPS)/develop data ## pytest over tests/ and the terminal UI's tui/
 
 # --- packaging -------------------------------------------------------------------------------
 
-wheel: $(STAMPS)/venv ## Build the abi3 wheel (CPython >= 3.10) into dist/
+wheel: $(STAMPS)/venv ## Build the abi3 wheel (CPython >= 3.10) and the terminal UI's wheel into dist/
 	rm -rf dist
 	maturin build --release --locked --quiet --out dist
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir dist ./tui
 	@ls dist/*.whl
 
-wheel-check: wheel ## Install the wheel into a throwaway venv and use it from outside the repo
-	rm -rf target/wheel-check
+CORE_WHEEL = $(firstword $(wildcard dist/clipbranches-[0-9]*.whl))
+wheel-check: wheel ## Install the wheels into throwaway venvs (bare; with the tui extra) and use them from outside the repo
+	rm -rf target/wheel-check target/wheel-check-tui
 	$(PYTHON) -m venv target/wheel-check
-	target/wheel-check/bin/python -m pip install --quiet dist/*.whl
+	target/wheel-check/bin/python -m pip install --quiet $(CORE_WHEEL)
 	cd target && wheel-check/bin/python $(CURDIR)/tests/wheel_smoke.py
+	$(PYTHON) -m venv target/wheel-check-tui
+	target/wheel-check-tui/bin/python -m pip install --quiet --find-links dist "$(CORE_WHEEL)[tui]"
+	target/wheel-check-tui/bin/clipbranches tui --help >/dev/null
+	target/wheel-check-tui/bin/python -c "from importlib.metadata import entry_points as e; (p,) = e(group='clipbranches.ui', name='tui'); p.load(); print('tui extra OK')"
 
 # --- fuzzing, benchmarks, demo ---------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import tempfile
 import numpy as np
 
 import clipbranches
-from clipbranches import Catalog, SearchEngine
+from clipbranches import Catalog, MissingDependencyError, SearchEngine
 
 package_dir = pathlib.Path(clipbranches.__file__).parent
 assert "site-packages" in str(package_dir), f"imported from {package_dir}, not from the wheel"
@@ -31,4 +31,16 @@ with tempfile.TemporaryDirectory() as tmp:
     results = engine.refine([0, 1, 2], [3], seed=0)
     assert results.labelled[:3].all(), "the labelled positives come first"
     assert 3 not in results.ids, "a labelled negative never comes back"
+
+    # Without the towers' extra, a text query says what to install (a typed error, not ModuleNotFoundError).
+    def head(staging: pathlib.Path) -> None:
+        (staging / "head.safetensors").write_bytes(b"unread")
+
+    towered = Catalog.create(pathlib.Path(tmp) / "towered", many, encoder={"kind": "offline"}, attach=head)
+    message = "no error: a text query without torch must say how to install it"
+    try:
+        SearchEngine(towered).search_text("a dog")
+    except MissingDependencyError as e:
+        message = str(e)
+    assert "pip install 'clipbranches[offline]'" in message, message
 print(f"wheel OK: clipbranches {clipbranches.__version__} on Python {sys.version.split()[0]}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from clipbranches._optional import require
 from clipbranches.embed.encoders.base import Encoder
 from clipbranches.exceptions import EncoderError, InvalidArgumentError
 
@@ -44,10 +45,12 @@ def make_encoder(spec: str | Mapping[str, Any], *, device: str | None = None) ->
         raise InvalidArgumentError(f"an encoder spec is a string or an identity mapping, not {type(spec).__name__}")
     kind = identity.get("kind")
     if kind == "offline":
+        require("the offline towers", "offline")
         from clipbranches.embed.encoders.offline import OfflineEncoder
 
         return OfflineEncoder(device=device)
     if kind == "open_clip":
+        require("the open_clip towers", "openclip")
         from clipbranches.embed.encoders.openclip import OpenClipEncoder
 
         weights = identity.get("weights")

@@ -41,7 +41,7 @@ class OfflineEncoder(Encoder):
             from wordllama import WordLlama
         except ImportError as e:
             raise EncoderError(
-                f"the offline towers need the 'vision' extra: pip install clipbranches[vision] ({e})"
+                f"the offline towers need the 'offline' extra: pip install 'clipbranches[offline]' ({e})"
             ) from e
         self.device = pick_device(device)
         self._torch = torch

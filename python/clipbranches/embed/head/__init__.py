@@ -6,10 +6,15 @@ learnable temperature plus ``lambda x`` KoLeo. torch loads when this package is 
 with ``import clipbranches``.
 """
 
-from clipbranches.embed.head.loss import clip_loss, koleo_loss
-from clipbranches.embed.head.model import HeadConfig, Heads
-from clipbranches.embed.head.store import load_heads, save_heads
-from clipbranches.embed.head.train import TrainConfig, TrainResult, train_heads
+from clipbranches._optional import require
+
+# torch and safetensors come with either tower extra; without them the heads are a typed error.
+require("the 32-d heads (text and image queries, ingest, train-head)", "offline", ("torch", "safetensors"))
+
+from clipbranches.embed.head.loss import clip_loss, koleo_loss  # noqa: E402
+from clipbranches.embed.head.model import HeadConfig, Heads  # noqa: E402
+from clipbranches.embed.head.store import load_heads, save_heads  # noqa: E402
+from clipbranches.embed.head.train import TrainConfig, TrainResult, train_heads  # noqa: E402
 
 __all__ = [
     "HeadConfig",

