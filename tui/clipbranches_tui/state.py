@@ -21,6 +21,7 @@ from clipbranches.session import Label
 __all__ = [
     "PAGE_SIZE",
     "RENDERERS",
+    "ImageQuery",
     "ItemQuery",
     "SearchState",
     "describe",
@@ -73,11 +74,33 @@ class ItemQuery:
     item_id: int
 
 
-def parse_query(text: str) -> str | ItemQuery:
-    """A text query, or an :class:`ItemQuery` for ``#<id>``."""
+@dataclass(frozen=True)
+class ImageQuery:
+    """A query box entry naming an image file (``/…``, ``~/…``, ``./…``, ``../…``): search like
+    that image (the catalog's encoder embeds it)."""
+
+    path: Path
+
+
+#: How a query box entry that names a file starts (anything else is a text query).
+_PATH_STARTS = ("/", "~", "./", "../")
+
+
+def parse_query(text: str) -> str | ItemQuery | ImageQuery:
+    """A text query, an :class:`ItemQuery` for ``#<id>``, or an :class:`ImageQuery` for a path
+    to an existing file (starting with ``/``, ``~``, ``./`` or ``../``).
+
+    A path-like entry that names no file is an error (not a text query): a mistyped path
+    should say so rather than search for the path's words.
+    """
     query = text.strip()
     if not query:
-        raise InvalidArgumentError("type a text query, or #ID to search like item ID")
+        raise InvalidArgumentError("type a text query, #ID to search like item ID, or the path of an image")
+    if query.startswith(_PATH_STARTS):
+        path = Path(query).expanduser()
+        if not path.is_file():
+            raise InvalidArgumentError(f"no image file at {path}")
+        return ImageQuery(path)
     if query.startswith("#"):
         digits = query[1:].strip()
         if not digits.lstrip("-").isdigit():
@@ -203,8 +226,10 @@ class SearchState:
         shown = len(self.visible_ids())
         timings = " ".join(f"{s} {self.results.timings.get(s, 0.0):.1f}" for s in STAGES)
         span = f"{first + 1}-{first + shown}" if shown else "none"
+        # A refine round's model accepts items; a text or image search finds the k nearest.
+        found = "accepted" if self.results.params.get("kind") == "refine" else "nearest"
         return (
-            f"{describe(self.results)}: {self.results.total} accepted · showing {span} · "
+            f"{describe(self.results)}: {self.results.total} {found} · showing {span} · "
             f"page {self.page + 1}/{max(self.pages, 1)} · ms: {timings}"
         )
 

@@ -79,7 +79,7 @@ async def test_search_by_item_id_fills_the_grid(engine: SearchEngine, settle: Se
         assert shown[0].item_id == 100
         assert shown[0].has_class("-cursor")
         assert str(shown[0].caption.content).endswith("thing 100")
-        assert "like #100: 60 accepted" in screen.state.summary()
+        assert "like #100: 60 nearest" in screen.state.summary()
         assert screen.focused is screen.grid
 
 
@@ -123,7 +123,11 @@ async def test_labelling_by_clicks_and_more_like_this(engine: SearchEngine, sett
         await pilot.click("#card-1 .more")
         await settle(pilot)
         assert cards(screen)[0].item_id == second.item_id, "a search like the clicked card"
+        assert screen.query_input.value == f"#{second.item_id}", "the query box shows the query that ran"
         assert cards(screen)[0].has_class("-negative"), "labels carry over to the new results"
+        await pilot.press("right", "m")
+        await settle(pilot)
+        assert screen.query_input.value == f"#{cards(screen)[0].item_id}"
 
 
 async def test_refine_with_the_branch_model(
@@ -206,6 +210,8 @@ async def test_paging_through_every_result(engine: SearchEngine, settle: Settle)
         assert "no next page" in screen.status.text
         await pilot.press("left_square_bracket")
         assert screen.state.page == screen.state.pages - 2
+        assert "no next page" not in screen.status.text, "a page change replaces the message"
+        assert f"page {screen.state.pages - 1} of {screen.state.pages}" in screen.status.text
 
 
 class GatedEngine(SearchEngine):
@@ -281,3 +287,34 @@ def test_run_refuses_bad_arguments_before_taking_the_terminal(tmp_path: Path) ->
         clipbranches_tui.run(tmp_path, renderer="ascii-art")
     with pytest.raises(CatalogNotFoundError):
         clipbranches_tui.run(tmp_path / "missing")
+
+
+class ImageRecorder(SearchEngine):
+    """An engine that takes image files (the fixture has no encoder): it records the path and
+    answers like item 100."""
+
+    def __init__(self, engine: SearchEngine) -> None:
+        super().__init__(engine.catalog)
+        self.paths: list[Path] = []
+
+    def search_image(self, image: Any, k: int = 60) -> Results:
+        if isinstance(image, Path):
+            self.paths.append(image)
+            image = 100
+        return super().search_image(image, k)
+
+
+async def test_search_by_an_image_file(
+    engine: SearchEngine, settle: Settle, catalog_path: Path, tmp_path: Path
+) -> None:
+    image = tmp_path / "query.jpg"
+    shutil.copy(next((catalog_path / "thumbs").iterdir()), image)
+    recorder = ImageRecorder(engine)
+    async with ClipBranchesApp(recorder, renderer="none").run_test(size=SIZE) as pilot:
+        screen = await search(pilot, settle, str(image))
+        assert recorder.paths == [image], "a path to an image file is an image query"
+        assert len(cards(screen)) == 60
+        assert "60 nearest" in screen.state.summary()
+        await search(pilot, settle, str(tmp_path / "missing.jpg"))
+        assert "no image file at" in screen.status.text
+        assert recorder.paths == [image]

@@ -13,6 +13,7 @@ from clipbranches import InvalidArgumentError, RefineOptions, SearchEngine, Sess
 from clipbranches.learn import DEFAULT_MODEL, MODELS
 from clipbranches_tui.state import (
     PAGE_SIZE,
+    ImageQuery,
     ItemQuery,
     SearchState,
     find_catalogs,
@@ -43,6 +44,21 @@ def test_parse_query() -> None:
         parse_query("   ")
     with pytest.raises(InvalidArgumentError, match="integer item id"):
         parse_query("#abc")
+
+
+def test_parse_query_image_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    image = tmp_path / "cat.jpg"
+    image.write_bytes(b"not really a jpeg: the engine reads it, not the parser")
+    assert parse_query(f"  {image} ") == ImageQuery(image)
+    monkeypatch.chdir(tmp_path)
+    assert parse_query("./cat.jpg") == ImageQuery(Path("cat.jpg"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert parse_query("~/cat.jpg") == ImageQuery(image)
+    with pytest.raises(InvalidArgumentError, match="no image file at"):
+        parse_query(str(tmp_path / "missing.jpg"))
+    with pytest.raises(InvalidArgumentError, match="no image file at"):
+        parse_query(str(tmp_path))  # a folder is no image
+    assert parse_query("cat.jpg") == "cat.jpg", "without / ~ ./ it is text"
 
 
 def test_renderer_names_and_aliases() -> None:
@@ -104,6 +120,7 @@ def test_paging_cursor_and_labels(engine: SearchEngine) -> None:
     assert state.visible_ids() == results.ids[50:].tolist()
     assert "showing 51-60" in state.summary()
     assert "page 3/3" in state.summary()
+    assert "60 nearest" in state.summary(), "a nearest-neighbour search accepts nothing"
     assert not state.turn(1)
     first = state.current_id()
     assert first == results.ids[50]
@@ -114,6 +131,9 @@ def test_paging_cursor_and_labels(engine: SearchEngine) -> None:
         state.label([first], "maybe")
     with pytest.raises(InvalidArgumentError, match="no positives yet"):
         state.check_can_refine()
+    state.label([first], "positive")
+    state.show(engine.refine(state.session.positives, state.session.negatives))
+    assert " accepted · " in state.summary(), "a refine round's model accepts items"
     assert PAGE_SIZE == 60
 
 

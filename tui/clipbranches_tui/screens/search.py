@@ -22,7 +22,7 @@ from clipbranches import DEFAULT_K, ClipBranchesError, RefineOptions, Results, S
 from clipbranches_tui.messages import CardClicked, MoreLikeThisClicked, SearchFailed, SearchFinished
 from clipbranches_tui.screens.export import ExportScreen
 from clipbranches_tui.screens.rules import RulesScreen
-from clipbranches_tui.state import ItemQuery, SearchState, describe, parse_query
+from clipbranches_tui.state import ImageQuery, ItemQuery, SearchState, describe, parse_query
 from clipbranches_tui.widgets.grid import ResultsGrid
 from clipbranches_tui.widgets.refine import RefinePanel
 from clipbranches_tui.widgets.status import StatusBar
@@ -53,7 +53,8 @@ class SearchScreen(Screen[None]):
         catalog = engine.catalog
         index = "indexed" if engine.has_index else "no index: box models scan every item"
         self.title_bar = Static(f"{catalog.path.name}  ·  {len(catalog):,} items  ·  {index}", id="catalog")
-        self.query_input = Input(placeholder="text query, or #ID to search like item ID", id="query")
+        hint = "text query, #ID to search like item ID, or /path/to/image.jpg"
+        self.query_input = Input(placeholder=hint, id="query")
         self.grid = ResultsGrid(renderer, id="grid")
         self.panel = RefinePanel(self.state.options, id="refine-panel")
         self.status = StatusBar(id="status")
@@ -74,7 +75,9 @@ class SearchScreen(Screen[None]):
         self.panel.counts.update(self.state.label_summary())
         ids = self.engine.catalog.item_ids
         example = f" (e.g. #{int(ids[0])})" if len(ids) else ""
-        self.status.say(f"Type a text query, or #ID to search like an item{example}. Press ? for every key.")
+        self.status.say(
+            f"Type a text query, #ID to search like an item{example}, or an image's path. Press ? for every key."
+        )
         self.query_input.focus()
 
     # -- backend calls -----------------------------------------------------------------------
@@ -130,7 +133,8 @@ class SearchScreen(Screen[None]):
             self.action_refine()
 
     def search(self, text: str) -> None:
-        """Run the query box's query: a text search, or ``#ID`` to search like an item."""
+        """Run the query box's query: a text search, ``#ID`` to search like an item, or the path
+        of an image file (``/``, ``~``, ``./``) to search like that image."""
         try:
             query = parse_query(text)
         except ClipBranchesError as err:
@@ -138,10 +142,15 @@ class SearchScreen(Screen[None]):
             return
         if isinstance(query, ItemQuery):
             self.search_like(query.item_id)
+        elif isinstance(query, ImageQuery):
+            call = partial(self.engine.search_image, query.path, k=DEFAULT_K)
+            self._submit(f"searching like {query.path}", call)
         else:
             self._submit(f"searching {query!r}", partial(self.engine.search_text, query, k=DEFAULT_K))
 
     def search_like(self, item_id: int) -> None:
+        """Search like catalog item ``item_id``; the query box shows the ``#ID`` query that runs."""
+        self.query_input.value = f"#{item_id}"
         self._submit(f"searching like #{item_id}", partial(self.engine.search_image, item_id, k=DEFAULT_K))
 
     def action_more_like_this(self) -> None:
@@ -181,6 +190,8 @@ class SearchScreen(Screen[None]):
     async def action_page(self, delta: int) -> None:
         if self.state.turn(delta):
             await self._show_page()
+            # Replaces any earlier message ("no next page" after paging back, say).
+            self.status.say(f"page {self.state.page + 1} of {self.state.pages}")
         elif self.state.results is not None:
             self.status.say("no next page" if delta > 0 else "already on the first page")
 
