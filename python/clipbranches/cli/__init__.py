@@ -127,6 +127,11 @@ def _building_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
     i.add_argument("--head", type=Path, required=True, help="heads from train-head (.safetensors)")
     i.add_argument("--chunk-size", type=_count, default=1024)
     i.add_argument("--overwrite", action="store_true")
+    i.add_argument(
+        "--drop-near-duplicates",
+        action="store_true",
+        help="leave out images whose codes equal an earlier image's (always listed; exact copies are always skipped)",
+    )
     _encoding(i)
     i.set_defaults(run=build.ingest)
 

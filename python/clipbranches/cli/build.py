@@ -66,20 +66,27 @@ def ingest(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size,
         batch_size=args.batch_size,
         overwrite=args.overwrite,
+        drop_near_duplicates=args.drop_near_duplicates,
         progress=not args.quiet,
     )
     summary = {
         "catalog": str(catalog.path),
         "items": report.items,
         "skipped": len(report.skipped),
+        "near_duplicates": len(report.near_duplicates),
         "resumed_chunks": report.resumed_chunks,
     }
+    fate = "dropped" if args.drop_near_duplicates else "kept; --drop-near-duplicates leaves them out"
     if args.json:
-        print(json.dumps({**summary, "skipped_files": report.skipped}))
+        near = [{"path": path, "same_codes_as": first} for path, first in report.near_duplicates]
+        files = {"skipped_files": report.skipped, "near_duplicate_files": near}
+        print(json.dumps({**summary, **files, "near_duplicates_dropped": args.drop_near_duplicates}))
     else:
         print("\n".join(f"{k}: {v}" for k, v in summary.items()))
         for path, reason in report.skipped:
             print(f"  skipped {path}: {reason}")
+        for path, first in report.near_duplicates:
+            print(f"  near-duplicate {path}: the same codes as {first} ({fate})")
     return 0
 
 

@@ -6,8 +6,11 @@ fingerprint continues from the last finished chunk. The work directory is bound 
 its stamp records the caller's fingerprint (encoder, head, ...) and a digest of the listing
 (each uri with its file's size and modification time), and a run with another stamp, or a stamp
 that cannot be read, discards the old work. A chunk that cannot be read back (truncated,
-damaged) is encoded again. One process at a time works in a directory (:func:`work_lock`).
-Thumbnails are written from the already decoded images.
+damaged) is encoded again, and so is a chunk written before chunks recorded each image's size
+and digest (re-encoding it costs one chunk's work; filling nulls would leave a catalog whose
+sizes and duplicate checks silently miss those images). One process at a time works in a
+directory (:func:`work_lock`). Thumbnails are written from the already decoded images. One
+progress bar (rate and ETA) covers the whole run, starting at the files of resumed chunks.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from clipbranches.embed.encoders import Encoder
+    from clipbranches.embed.encoders.files import ProgressBar
 
 __all__ = ["THUMB_SIZE", "EncodeReport", "encode_resumable", "source_digest", "stage_thumbnails", "work_lock"]
 
@@ -49,10 +53,14 @@ _held_guard = threading.Lock()
 
 @dataclass
 class EncodeReport:
-    """Files that were skipped (with why) and chunks reused from an interrupted run."""
+    """Files that were skipped (with why) and chunks reused from an interrupted run; for the
+    positions returned, each decoded image's ``(width, height)`` (before any shrinking, ``(n,
+    2)``) and each local file's content digest (``""`` for a URL)."""
 
     skipped: list[tuple[str, str]] = field(default_factory=list)
     resumed_chunks: int = 0
+    sizes: NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    digests: NDArray[np.str_] = field(default_factory=lambda: np.zeros(0, "U32"))
 
 
 def encode_resumable(
@@ -85,18 +93,37 @@ def encode_resumable(
         (work / "thumbs").mkdir(exist_ok=True)
         atomic_write(stamp, json.dumps(wanted).encode(), "ingest stamp")
         count = (len(uris) + chunk_size - 1) // chunk_size
+        resumed: set[int] = set()
         for chunk, start in enumerate(range(0, len(uris), chunk_size)):
             done = work / f"chunk-{chunk:06d}.npz"
-            part = list(uris[start : start + chunk_size])
             if done.is_file():
-                if _load_chunk(done, start, len(part), width) is not None:
-                    report.resumed_chunks += 1
+                if _load_chunk(done, start, min(chunk_size, len(uris) - start), width) is not None:
+                    resumed.add(chunk)
+                else:
+                    done.unlink()  # truncated, damaged (a crash, a full disk) or older: encode it again
+        report.resumed_chunks += len(resumed)
+        initial = sum(min(chunk_size, len(uris) - chunk * chunk_size) for chunk in resumed)
+        bar = _progress_bar(len(uris), initial) if progress else None
+        try:
+            for chunk, start in enumerate(range(0, len(uris), chunk_size)):
+                if chunk in resumed:
                     continue
-                done.unlink()  # truncated or damaged (a crash, a full disk): encode it again
-            _encode_chunk(encoder, part, start, done, work / "thumbs", transform, batch_size, thumbnails, progress)
-            if on_chunk is not None:
-                on_chunk(chunk + 1, count)
+                done = work / f"chunk-{chunk:06d}.npz"
+                part = list(uris[start : start + chunk_size])
+                _encode_chunk(encoder, part, start, done, work / "thumbs", transform, batch_size, thumbnails, bar)
+                if on_chunk is not None:
+                    on_chunk(chunk + 1, count)
+        finally:
+            if bar is not None:
+                bar.close()
         return _gather(work, count, chunk_size, len(uris), width, dtype, report)
+
+
+def _progress_bar(total: int, initial: int) -> ProgressBar:
+    """The run's one bar (a seam for tests)."""
+    from clipbranches.embed.encoders.files import progress_bar
+
+    return progress_bar(total, initial)
 
 
 def source_digest(uris: Sequence[str]) -> str:
@@ -210,17 +237,31 @@ def _clear(work: Path) -> None:
             entry.unlink()
 
 
-def _load_chunk(
-    path: Path, start: int, length: int, width: int
-) -> tuple[NDArray[np.int64], NDArray[Any], list[Any]] | None:
-    """A finished chunk's positions, rows and failures, or None when it cannot be read back or
-    does not fit its place (``length`` items from ``start``, rows ``width`` wide)."""
+@dataclass
+class _Chunk:
+    positions: NDArray[np.int64]
+    rows: NDArray[Any]
+    failures: list[Any]
+    sizes: NDArray[np.int64]
+    digests: NDArray[np.str_]
+
+
+def _load_chunk(path: Path, start: int, length: int, width: int) -> _Chunk | None:
+    """A finished chunk, or None when it cannot be read back, does not fit its place
+    (``length`` items from ``start``, rows ``width`` wide) or lacks the images' sizes and
+    digests (written by an older version)."""
     try:
         with open_regular(path, "ingest chunk", error=CatalogFormatError) as f, np.load(f, allow_pickle=False) as data:
             positions = np.asarray(data["positions"])
             rows = np.asarray(data["rows"])
             failures = json.loads(str(data["failures"]))
-    except Exception:  # noqa: BLE001 (any damage at all: zip, npy header, JSON)
+            sizes = np.asarray(data["sizes"])
+            digests = np.asarray(data["digests"])
+    except Exception:  # noqa: BLE001 (any damage at all: zip, npy header, JSON, a missing array)
+        return None
+    if sizes.shape != (len(positions), 2) or sizes.dtype.kind not in "iu":
+        return None
+    if digests.shape != (len(positions),) or digests.dtype.kind != "U":
         return None
     if positions.ndim != 1 or positions.dtype.kind not in "iu":
         return None
@@ -232,7 +273,7 @@ def _load_chunk(
         return None
     if len(positions) + len(failures) != length:
         return None
-    return positions.astype(np.int64, copy=False), rows, failures
+    return _Chunk(positions.astype(np.int64, copy=False), rows, failures, sizes.astype(np.int64), digests)
 
 
 def _encode_chunk(
@@ -244,7 +285,7 @@ def _encode_chunk(
     transform: Callable[[NDArray[np.float32]], NDArray[Any]],
     batch_size: int,
     thumbnails: bool,
-    progress: bool,
+    progress: ProgressBar | None,
 ) -> None:
     """Encode one chunk and write ``done`` (atomically): the positions that decoded, their
     transformed rows, and the failures."""
@@ -265,15 +306,18 @@ def _encode_chunk(
         paths,
         batch_size=batch_size,
         report=decode,
-        progress=progress,
+        progress=progress if progress is not None else False,
         on_images=save_thumbnails if thumbnails else None,
     )
     for pos, features in batches:
         positions.append(pos + start)
         rows.append(transform(features))
     failures = [(paths[i], reason) for i, _, reason in decode.failures]
+    kept = np.concatenate(positions) - start if positions else np.zeros(0, np.int64)
     arrays: dict[str, Any] = {
-        "positions": np.concatenate(positions) if positions else np.zeros(0, np.int64),
+        "positions": kept + start,
+        "sizes": np.array([decode.sizes[i] for i in kept.tolist()], np.int64).reshape(-1, 2),
+        "digests": np.array([decode.digests.get(i, "") for i in kept.tolist()], "U32"),
         "rows": np.concatenate(rows) if rows else np.zeros((0, 0)),
         "failures": np.array(json.dumps(failures)),
     }
@@ -291,17 +335,22 @@ def _gather(
     """All chunks' positions and rows, in order; their failures go into ``report``."""
     positions: list[NDArray[np.int64]] = [np.zeros(0, np.int64)]
     rows: list[NDArray[Any]] = [np.zeros((0, width), dtype)]
+    sizes: list[NDArray[np.int64]] = [np.zeros((0, 2), np.int64)]
+    digests: list[NDArray[np.str_]] = [np.zeros(0, "U32")]
     for chunk in range(chunks):
         path = work / f"chunk-{chunk:06d}.npz"
         start = chunk * chunk_size
         loaded = _load_chunk(path, start, min(chunk_size, total - start), width)
         if loaded is None:  # written by this run a moment ago: only an outside hand can get here
             raise CatalogFormatError(f"{path}: an encoded chunk cannot be read back; run the ingest again")
-        chunk_positions, chunk_rows, failures = loaded
-        positions.append(chunk_positions)
-        if len(chunk_positions):
-            rows.append(chunk_rows.astype(dtype, copy=False))
-        report.skipped += [(str(uri), str(reason)) for uri, reason in failures]
+        positions.append(loaded.positions)
+        sizes.append(loaded.sizes)
+        digests.append(loaded.digests)
+        if len(loaded.positions):
+            rows.append(loaded.rows.astype(dtype, copy=False))
+        report.skipped += [(str(uri), str(reason)) for uri, reason in loaded.failures]
+    report.sizes = np.concatenate(sizes)
+    report.digests = np.concatenate(digests)
     return np.concatenate(positions), np.concatenate(rows)
 
 

@@ -10,6 +10,10 @@ rename), so no half-written catalog ever stands at the target.
 Sources: a folder of images (recursively; a sidecar ``<stem>.txt`` gives the caption), or a CSV
 / parquet file with a ``path`` (or ``uri`` / ``url``) column and an optional ``caption`` column;
 relative paths are taken from the table's folder.
+
+Each item's ``width`` and ``height`` are its image's as decoded (before any shrinking). A file
+with the same bytes as an earlier one (a copy) is skipped as ``"duplicate of <first path>"``;
+items whose codes are identical are reported as near-duplicates and dropped only on request.
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ import io
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -45,9 +49,11 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".
 @dataclass
 class IngestReport(EncodeReport):
     """What an ingest did: items written, files skipped (with why), chunks reused from an
-    interrupted run."""
+    interrupted run, and near-duplicates as ``(path, path of the first item with the same
+    codes)`` (dropped from the catalog only with ``drop_near_duplicates=True``)."""
 
     items: int = 0
+    near_duplicates: list[tuple[str, str]] = field(default_factory=list)
 
 
 def list_source(source: str | os.PathLike[str]) -> pl.DataFrame:
@@ -106,6 +112,7 @@ def ingest(
     batch_size: int = 64,
     thumbnails: bool = True,
     overwrite: bool = False,
+    drop_near_duplicates: bool = False,
     progress: bool = False,
     on_chunk: Callable[[int, int], None] | None = None,
 ) -> tuple[Catalog, IngestReport]:
@@ -115,6 +122,10 @@ def ingest(
     encoder's dims). Returns the opened catalog and what happened (skipped files with reasons,
     chunks reused from an interrupted run). Item ids are 0..n-1 in source order, skipped files
     left out; ``source_row`` keeps each item's row in the source listing.
+
+    Exact duplicates (the same bytes as an earlier file) are skipped; near-duplicates (the same
+    codes as an earlier item) are listed in the report and left out of the catalog only with
+    ``drop_near_duplicates=True``.
 
     ``on_chunk(done, chunks)`` is called after each chunk is safely written (progress for a
     caller's own display; an exception raised there stops the ingest, resumable).
@@ -162,7 +173,21 @@ def ingest(
             report=report,
             on_chunk=on_chunk,
         )
-        items = listing[positions.tolist()].with_columns(pl.Series("source_row", positions, dtype=pl.Int64))
+        uris = listing["uri"].to_list()
+        keep = _first_copies(report.digests)
+        report.skipped += [(uris[positions[i]], f"duplicate of {uris[positions[first]]}") for i, first in _later(keep)]
+        near = _first_copies(_code_keys(codes), within=keep)
+        report.near_duplicates = [
+            (uris[positions[i]], uris[positions[first]]) for i, first in _later(near) if keep[i] == i
+        ]
+        chosen = near if drop_near_duplicates else keep
+        kept = chosen == np.arange(len(chosen))
+        positions, codes, sizes = positions[kept], codes[kept], report.sizes[kept]
+        items = listing[positions.tolist()].with_columns(
+            pl.Series("width", sizes[:, 0], dtype=pl.Int32),
+            pl.Series("height", sizes[:, 1], dtype=pl.Int32),
+            pl.Series("source_row", positions, dtype=pl.Int64),
+        )
         items = items.with_row_index("id").with_columns(pl.col("id").cast(pl.Int64))
 
         catalog = write_catalog(
@@ -177,6 +202,39 @@ def ingest(
         shutil.rmtree(work, ignore_errors=True)
     report.items = len(catalog)
     return catalog, report
+
+
+def _first_copies(keys: NDArray[Any], within: NDArray[np.int64] | None = None) -> NDArray[np.int64]:
+    """For each row, the first row with the same key (itself when it is the first); an empty
+    key has no copies. ``within``: an earlier answer whose later copies stay copies of their
+    first and are left out of this comparison."""
+    first = np.arange(len(keys), dtype=np.int64) if within is None else within.copy()
+    candidates = np.flatnonzero(first == np.arange(len(keys)))
+    if len(candidates) == 0:
+        return first
+    subset = keys[candidates]
+    _, index, inverse = np.unique(subset, return_index=True, return_inverse=True)
+    firsts = candidates[index[inverse.ravel()]]
+    if subset.dtype.kind == "U":
+        firsts = np.where(subset == "", candidates, firsts)
+    first[candidates] = firsts
+    return first
+
+
+def _later(first: NDArray[np.int64]) -> list[tuple[int, int]]:
+    """``(row, its first copy)`` for each row that is a later copy, in order."""
+    rows = np.flatnonzero(first != np.arange(len(first)))
+    return list(zip(rows.tolist(), first[rows].tolist(), strict=True))
+
+
+def _code_keys(codes: NDArray[np.uint8]) -> NDArray[np.void]:
+    """Each item's codes as one comparable value.
+
+    Near-duplicates are items with identical codes: the search works on the codes alone, so
+    such items score the same for every query and can never be told apart there (a distance
+    threshold would be a knob that also merges distinct images)."""
+    rows = np.ascontiguousarray(codes)
+    return rows.view(np.dtype((np.void, rows.shape[1] * rows.itemsize))).ravel()
 
 
 def _exists(target: Path) -> CatalogExistsError:

@@ -109,3 +109,70 @@ def test_thumbnails_are_staged_by_new_id(tmp_path: Path) -> None:
     staged = {p.name: p.read_bytes() for p in (tmp_path / "final").iterdir()}
     assert staged == {"0.jpg": b"thumb 2", "1.jpg": b"thumb 5"}, "item 2 (position 7) has no thumbnail"
     assert (thumbs / "2.jpg").is_file(), "the work folder keeps its own until the catalog is in place"
+
+
+class RecordingBar:
+    """A progress bar that remembers what it was told."""
+
+    def __init__(self, total: int, initial: int) -> None:
+        self.total, self.initial, self.n, self.closed = total, initial, initial, False
+
+    def update(self, n: float | None = 1) -> None:
+        self.n += int(n or 0)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_one_progress_bar_covers_the_whole_run_from_the_resumed_files(
+    tmp_path: Path, uris: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clipbranches.embed import chunks
+
+    bars: list[RecordingBar] = []
+    monkeypatch.setattr(
+        chunks, "_progress_bar", lambda total, initial: bars.append(RecordingBar(total, initial)) or bars[-1]
+    )
+
+    def stop(done: int, _: int) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(CountingEncoder(), uris, tmp_path / "work", progress=True, on_chunk=stop)
+    assert [(b.total, b.initial, b.n, b.closed) for b in bars] == [(11, 0, 8, True)]
+    run(CountingEncoder(), uris, tmp_path / "work", progress=True)
+    assert [(b.total, b.initial, b.n, b.closed) for b in bars[1:]] == [(11, 8, 11, True)], "one bar, from 8 files"
+
+
+def test_the_progress_bar_shows_all_files_with_a_rate(
+    tmp_path: Path, uris: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(CountingEncoder(), uris, tmp_path / "work", progress=True)
+    err = capsys.readouterr().err
+    assert "11/11" in err
+    assert "img/s" in err
+    assert "/4 " not in err, "no bar per chunk"
+    assert "/3 " not in err, "no bar per chunk"
+
+
+def test_image_sizes_are_recorded_and_a_chunk_without_them_is_encoded_again(tmp_path: Path, uris: list[str]) -> None:
+    _, _, report = run(CountingEncoder(), uris, tmp_path / "work")
+    expected = []
+    for i, uri in enumerate(uris):
+        if i != 4:
+            with Image.open(uri) as image:
+                expected.append(list(image.size))
+    assert report.sizes.tolist() == expected
+    assert len(set(report.digests.tolist())) == 10
+    # a chunk as written before sizes and digests were recorded
+    old = tmp_path / "work" / "chunk-000001.npz"
+    with np.load(old) as data:
+        arrays = {k: data[k] for k in ("positions", "rows", "failures")}
+    with open(old, "wb") as f:
+        np.savez(f, **arrays)
+    encoder = CountingEncoder()
+    _, _, again = run(encoder, uris, tmp_path / "work")
+    assert again.resumed_chunks == 2
+    assert encoder.seen == 3, "the old chunk (one undecodable file) was encoded again"
+    assert again.sizes.tolist() == expected

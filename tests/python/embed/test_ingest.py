@@ -172,3 +172,67 @@ def test_every_file_of_a_catalog_has_the_mode_of_its_codes(tmp_path: Path, folde
     modes = {str(p.relative_to(catalog.path)): p.stat().st_mode & 0o777 for p in catalog.path.rglob("*") if p.is_file()}
     assert "head.safetensors" in modes
     assert modes == dict.fromkeys(modes, mode)
+
+
+def test_items_have_the_size_of_each_image_before_shrinking(tmp_path: Path, folder: Path, heads: Heads) -> None:
+    Image.new("RGB", (1000, 500), "navy").save(folder / "poster.png")  # shrunk to a 448 short side when decoded
+    catalog, _ = ingest(folder, tmp_path / "cat", encoder=MeanColourEncoder(), heads=heads, chunk_size=3)
+    sizes = {Path(u).name: (w, h) for u, w, h in catalog.items.select("uri", "width", "height").iter_rows()}
+    assert sizes["poster.png"] == (1000, 500)
+    assert sizes["img4.png"] == (30, 24)
+    assert catalog.items["width"].null_count() == 0
+
+
+def test_exact_duplicates_are_skipped_and_near_duplicates_reported(tmp_path: Path, folder: Path, heads: Heads) -> None:
+    import shutil
+
+    shutil.copyfile(folder / "img1.png", folder / "zcopy.png")  # the same bytes
+    with Image.open(folder / "img2.png") as image:  # the same pixels, other bytes
+        image.save(folder / "zresaved.png", compress_level=0)
+    assert (folder / "zresaved.png").read_bytes() != (folder / "img2.png").read_bytes()
+    encoder = MeanColourEncoder()
+    catalog, report = ingest(folder, tmp_path / "cat", encoder=encoder, heads=heads, chunk_size=3)
+    first, copy, resaved = (str((folder / n).resolve()) for n in ("img1.png", "zcopy.png", "zresaved.png"))
+    assert (copy, f"duplicate of {first}") in report.skipped
+    assert report.near_duplicates == [(resaved, str((folder / "img2.png").resolve()))]
+    assert len(catalog) == report.items == 8, "the near-duplicate is kept by default"
+    assert copy not in catalog.items["uri"].to_list()
+    catalog.verify()
+
+    dropped, report = ingest(
+        folder, tmp_path / "cat2", encoder=encoder, heads=heads, chunk_size=3, drop_near_duplicates=True
+    )
+    assert len(dropped) == report.items == 7
+    assert resaved not in dropped.items["uri"].to_list()
+    assert len(report.near_duplicates) == 1
+    assert sorted(p.name for p in (dropped.path / "thumbs").iterdir()) == [f"{i}.jpg" for i in range(7)]
+
+
+def test_the_cli_lists_duplicates_and_drops_near_duplicates_on_request(
+    tmp_path: Path, folder: Path, heads: Heads, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import shutil
+
+    from clipbranches.cli import main
+    from clipbranches.embed import encoders
+    from clipbranches.embed.head import save_heads
+
+    shutil.copyfile(folder / "img1.png", folder / "zcopy.png")
+    with Image.open(folder / "img2.png") as image:
+        image.save(folder / "zresaved.png", compress_level=0)
+    save_heads(heads, tmp_path / "head.safetensors")
+    monkeypatch.setattr(encoders, "make_encoder", lambda *_, **__: MeanColourEncoder())
+    command = ["ingest", str(folder), str(tmp_path / "cat"), "--head", str(tmp_path / "head.safetensors"), "--quiet"]
+    assert main(command) == 0
+    out = capsys.readouterr().out
+    assert "near_duplicates: 1" in out
+    assert f"skipped {(folder / 'zcopy.png').resolve()}: duplicate of {(folder / 'img1.png').resolve()}" in out
+    assert "(kept; --drop-near-duplicates leaves them out)" in out
+    assert main([*command, "--overwrite", "--drop-near-duplicates", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["items"] == 7
+    assert summary["near_duplicates_dropped"] is True
+    assert summary["near_duplicate_files"] == [
+        {"path": str((folder / "zresaved.png").resolve()), "same_codes_as": str((folder / "img2.png").resolve())}
+    ]

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeGuard
+from typing import TYPE_CHECKING, Protocol, TypeGuard
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,14 +28,18 @@ if TYPE_CHECKING:
 
     from PIL import Image
 
-__all__ = ["DecodeReport", "encode_files", "flatten_on_white", "open_image"]
+__all__ = ["DecodeReport", "ProgressBar", "encode_files", "flatten_on_white", "open_image", "progress_bar"]
 
 
 @dataclass
 class DecodeReport:
-    """Files that were skipped, as ``(position in the input, path, reason)``."""
+    """Files that were skipped, as ``(position in the input, path, reason)``; for each decoded
+    file, its image's ``(width, height)`` as decoded (before any shrinking) and, for a local
+    file, the BLAKE2b digest of its bytes (exact duplicates share it), by position."""
 
     failures: list[tuple[int, str, str]] = field(default_factory=list)
+    sizes: dict[int, tuple[int, int]] = field(default_factory=dict)
+    digests: dict[int, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.failures)
@@ -262,6 +266,51 @@ def flatten_on_white(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+class ProgressBar(Protocol):
+    """What :func:`encode_files` needs of a progress bar it is given (a ``tqdm`` bar fits)."""
+
+    def update(self, n: float | None = 1) -> bool | None: ...
+
+    def close(self) -> None: ...
+
+
+def progress_bar(total: int, initial: int = 0) -> ProgressBar:
+    """A tqdm bar over ``total`` images (``initial`` of them already done), with rate and ETA."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="img", desc="encoding", smoothing=0.1, dynamic_ncols=True)
+
+
+def _decode(path: str | os.PathLike[str]) -> tuple[Image.Image | str, tuple[int, int], str | None]:
+    """:func:`open_image` (shrunk), the image's size before shrinking and a local file's digest."""
+    import hashlib
+
+    from PIL import Image
+
+    from clipbranches._io import open_regular
+    from clipbranches.exceptions import ClipBranchesError
+
+    image = open_image(path, max_short_side=None)
+    if isinstance(image, str):
+        return image, (0, 0), None
+    size = image.size
+    if min(size) > MAX_SHORT_SIDE:  # as open_image shrinks, after the size is known
+        scale = MAX_SHORT_SIDE / min(size)
+        shrunk = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+        image = image.resize(shrunk, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    digest = None
+    if not is_url(path):
+        try:
+            hasher = hashlib.blake2b(digest_size=16)
+            with open_regular(path, "image file") as f:
+                while block := f.read(1 << 20):
+                    hasher.update(block)
+            digest = hasher.hexdigest()
+        except (ClipBranchesError, OSError):
+            digest = None  # changed since it was decoded: no duplicate check for it
+    return image, size, digest
+
+
 def encode_files(
     encoder: Encoder,
     paths: Sequence[str | os.PathLike[str]],
@@ -269,44 +318,53 @@ def encode_files(
     batch_size: int = 64,
     workers: int | None = None,
     report: DecodeReport | None = None,
-    progress: bool = False,
+    progress: bool | ProgressBar = False,
     on_images: Callable[[NDArray[np.int64], list[Image.Image]], None] | None = None,
 ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.float32]]]:
     """Yield ``(positions, features)`` per batch: the input positions that decoded and their
-    image features. Skipped files go into ``report``; ``on_images`` sees each batch's decoded
-    images (e.g. to write thumbnails without decoding the files again)."""
+    image features. Skipped files go into ``report`` (with each decoded image's size and each
+    local file's digest); ``on_images`` sees each batch's decoded images (e.g. to write
+    thumbnails without decoding the files again). ``progress``: True for a bar of this call's
+    own, or a bar (:func:`progress_bar`) that this call advances by its files, e.g. one bar
+    over many calls."""
     report = report if report is not None else DecodeReport()
     _quiet_large_images()
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(paths), unit="img", desc="encoding")
-    with ThreadPoolExecutor(max_workers=workers or min(8, (os.cpu_count() or 2))) as pool:
-        # In order, at most BATCHES_AHEAD batches ahead of the encoder (pool.map would decode
-        # everything at once and hold it all in memory when the encoder is the slower side).
-        pending: deque[Future[Image.Image | str]] = deque()
-        upcoming = iter(paths)
-        for path in itertools.islice(upcoming, BATCHES_AHEAD * batch_size):
-            pending.append(pool.submit(open_image, path))
-        positions: list[int] = []
-        images: list[Image.Image] = []
-        for i in range(len(paths)):
-            result = pending.popleft().result()
-            for path in itertools.islice(upcoming, 1):
-                pending.append(pool.submit(open_image, path))
-            if isinstance(result, str):
-                report.failures.append((i, os.fspath(paths[i]), result))
-            else:
-                positions.append(i)
-                images.append(result)
-            if len(images) == batch_size or (i == len(paths) - 1 and images):
-                batch = np.array(positions, np.int64)
-                if on_images is not None:
-                    on_images(batch, images)
-                yield batch, encoder.encode_images(images)
-                if bar is not None:
-                    bar.update(i + 1 - bar.n)  # skipped files count as done too
-                positions, images = [], []
-    if bar is not None:
-        bar.close()
+    own = progress is True
+    bar: ProgressBar | None = progress if not isinstance(progress, bool) else progress_bar(len(paths)) if own else None
+    counted = 0
+    try:
+        with ThreadPoolExecutor(max_workers=workers or min(8, (os.cpu_count() or 2))) as pool:
+            # In order, at most BATCHES_AHEAD batches ahead of the encoder (pool.map would decode
+            # everything at once and hold it all in memory when the encoder is the slower side).
+            pending: deque[Future[tuple[Image.Image | str, tuple[int, int], str | None]]] = deque()
+            upcoming = iter(paths)
+            for path in itertools.islice(upcoming, BATCHES_AHEAD * batch_size):
+                pending.append(pool.submit(_decode, path))
+            positions: list[int] = []
+            images: list[Image.Image] = []
+            for i in range(len(paths)):
+                result, size, digest = pending.popleft().result()
+                for path in itertools.islice(upcoming, 1):
+                    pending.append(pool.submit(_decode, path))
+                if isinstance(result, str):
+                    report.failures.append((i, os.fspath(paths[i]), result))
+                else:
+                    positions.append(i)
+                    images.append(result)
+                    report.sizes[i] = size
+                    if digest is not None:
+                        report.digests[i] = digest
+                if len(images) == batch_size or (i == len(paths) - 1 and images):
+                    batch = np.array(positions, np.int64)
+                    if on_images is not None:
+                        on_images(batch, images)
+                    yield batch, encoder.encode_images(images)
+                    if bar is not None:
+                        bar.update(i + 1 - counted)  # skipped files count as done too
+                        counted = i + 1
+                    positions, images = [], []
+            if bar is not None and counted < len(paths):  # trailing skipped files
+                bar.update(len(paths) - counted)
+    finally:
+        if own and bar is not None:
+            bar.close()
