@@ -150,3 +150,23 @@ def test_search_table_has_a_header_distances_and_short_uris(catalog: Path, capsy
     assert len(short) <= URI_WIDTH
     assert _short_uri("/a/b.jpg") == "/a/b.jpg"
     assert _short_uri("x" * 100) == "…" + "x" * (URI_WIDTH - 1)
+
+
+def test_tui_passes_the_session_file(
+    catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.metadata
+
+    calls: list[tuple[Path, dict[str, object]]] = []
+
+    class Entry:
+        def load(self) -> object:
+            return lambda path, **kwargs: calls.append((path, kwargs))
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **_: (Entry(),))
+    code, _, err = run(capsys, "tui", catalog, "--session", tmp_path / "s.json", "--renderer", "none")
+    assert code == 0, err
+    assert calls == [(catalog, {"renderer": "none", "session": tmp_path / "s.json"})]
+    code, _, err = run(capsys, "tui", catalog)
+    assert code == 0, err
+    assert calls[-1] == (catalog, {"renderer": "auto", "session": None})

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["ClipBranchesApp", "run"]
 
 
-def run(path: str | os.PathLike[str], *, renderer: str = "auto") -> None:
+def run(path: str | os.PathLike[str], *, renderer: str = "auto", session: str | os.PathLike[str] | None = None) -> None:
     """Run the TUI on the catalog at ``path``, or on the picker of the catalogs in the folder
     ``path``.
 
@@ -30,23 +30,27 @@ def run(path: str | os.PathLike[str], *, renderer: str = "auto") -> None:
     renderer
         Preview renderer: ``auto`` (detected), ``kitty``, ``sixel``, ``halfcell``, ``unicode`` or
         ``none`` (``tgp`` and ``text`` are aliases of ``kitty`` and ``none``).
+    session
+        A session file to resume and keep: loaded (a missing file starts a new session there),
+        checked against the catalog, and saved atomically after every label change and round.
 
     Raises
     ------
     clipbranches.ClipBranchesError
-        An unknown renderer, or ``path`` is neither a catalog nor a folder of catalogs (the
-        library's own error, e.g. :class:`~clipbranches.CatalogNotFoundError`), raised before
-        the terminal is taken over.
+        An unknown renderer, ``path`` is neither a catalog nor a folder of catalogs (the
+        library's own error, e.g. :class:`~clipbranches.CatalogNotFoundError`), or ``session``
+        is unreadable or made on another catalog, raised before the terminal is taken over.
     """
     from clipbranches import SearchEngine
     from clipbranches_tui.app import ClipBranchesApp  # imports textual-image's renderers first
 
     name = renderer_name(renderer)
     catalogs = find_catalogs(path)
+    kept = Path(session) if session is not None else None
     if len(catalogs) > 1:
-        app = ClipBranchesApp(root=Path(path), catalogs=catalogs, renderer=name)
+        app = ClipBranchesApp(root=Path(path), catalogs=catalogs, renderer=name, session=kept)
     else:
-        app = ClipBranchesApp(SearchEngine.open(catalogs[0] if catalogs else path), renderer=name)
+        app = ClipBranchesApp(SearchEngine.open(catalogs[0] if catalogs else path), renderer=name, session=kept)
     app.run()
 
 

@@ -318,3 +318,38 @@ async def test_search_by_an_image_file(
         await search(pilot, settle, str(tmp_path / "missing.jpg"))
         assert "no image file at" in screen.status.text
         assert recorder.paths == [image]
+
+
+async def test_session_is_resumed_and_saved_on_every_change(
+    engine: SearchEngine, settle: Settle, tmp_path: Path
+) -> None:
+    from clipbranches import Session, SessionFormatError, testing
+
+    path = tmp_path / "labels.session.json"
+    async with ClipBranchesApp(engine, renderer="none", session=path).run_test(size=SIZE) as pilot:
+        screen = await settle(pilot)
+        assert "new session, saved to labels.session.json" in screen.status.text
+        await search(pilot, settle, "#100")
+        assert len(Session.load(path).rounds) == 1, "a round is saved when it lands"
+        first = cards(screen)[0].item_id
+        await pilot.press("p")
+        assert Session.load(path).positives == [first], "a label is saved at once"
+        await pilot.press("right", "n", "u")
+        assert Session.load(path).negatives == [], "so is an undo"
+    # A second run goes on from the saved labels and rounds.
+    async with ClipBranchesApp(engine, renderer="none", session=path).run_test(size=SIZE) as pilot:
+        screen = await settle(pilot)
+        assert screen.state.session.positives == [first]
+        assert len(screen.state.session.rounds) == 1
+        assert "resumed labels.session.json: 1 positive, 0 negative, 1 round" in screen.status.text
+        assert "1 positive" in str(screen.panel.counts.content)
+        await search(pilot, settle, "#100")
+        assert cards(screen)[0].has_class("-positive"), "the resumed label shows on its card"
+    assert len(Session.load(path).rounds) == 2
+    # A session of another catalog, or a folder that does not exist, is refused before the app runs.
+    other = testing.make_catalog(tmp_path / "other", 50, k=2, seed=3)
+    Session.for_engine(SearchEngine(other)).save(tmp_path / "other.json")
+    with pytest.raises(SessionFormatError, match="another catalog"):
+        ClipBranchesApp(engine, session=tmp_path / "other.json")
+    with pytest.raises(InvalidArgumentError, match="is not a directory"):
+        ClipBranchesApp(engine, session=tmp_path / "nowhere" / "s.json")

@@ -186,6 +186,9 @@ def _search_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
     u = sub.add_parser("tui", help="the terminal UI (search, label, refine)")
     u.add_argument("catalog", type=Path, help="a catalog, or a folder of catalogs")
     u.add_argument("--renderer", default="auto", help="image previews: auto, kitty, sixel, halfcell, none")
+    u.add_argument(
+        "--session", type=Path, default=None, help="resume this session file and save labels and rounds to it"
+    )
     u.set_defaults(run=search.tui)
 
     d = sub.add_parser("demo", help="build a catalog of real images (offline), then the UI or a text round")

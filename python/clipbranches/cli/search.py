@@ -226,7 +226,8 @@ def tui(args: argparse.Namespace) -> int:
         run = next(iter(found)).load()
     except ImportError as e:  # registered, but it (or one of its dependencies) cannot be imported
         raise MissingDependencyError(f"the terminal UI is installed but cannot be imported ({e}): {install}") from e
-    run(args.catalog, renderer=args.renderer)
+    # ``demo`` starts the UI without a session (its namespace has none).
+    run(args.catalog, renderer=args.renderer, session=getattr(args, "session", None))
     return 0
 
 

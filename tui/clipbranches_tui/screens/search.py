@@ -46,10 +46,24 @@ class SearchScreen(Screen[None]):
         Binding("escape", "cancel", "Stop waiting", show=False),
     ]
 
-    def __init__(self, engine: SearchEngine, renderer: str) -> None:
+    def __init__(
+        self,
+        engine: SearchEngine,
+        renderer: str,
+        *,
+        session: Session | None = None,
+        session_path: Path | None = None,
+    ) -> None:
+        """``session``: labels and rounds to go on from (checked against the catalog by the
+        caller); ``session_path``: where to save the session after every change."""
         super().__init__()
         self.engine = engine
-        self.state = SearchState(Session.for_engine(engine))
+        if session is None:
+            session = Session.for_engine(engine)
+        elif not session.catalog:  # a session that names no catalog yet: this one
+            session.catalog, session.catalog_checksum = str(engine.catalog.path), engine.catalog.codes_checksum
+        self.session_path = session_path
+        self.state = SearchState(session)
         catalog = engine.catalog
         index = "indexed" if engine.has_index else "no index: box models scan every item"
         self.title_bar = Static(f"{catalog.path.name}  ·  {len(catalog):,} items  ·  {index}", id="catalog")
@@ -75,9 +89,12 @@ class SearchScreen(Screen[None]):
         self.panel.counts.update(self.state.label_summary())
         ids = self.engine.catalog.item_ids
         example = f" (e.g. #{int(ids[0])})" if len(ids) else ""
-        self.status.say(
-            f"Type a text query, #ID to search like an item{example}, or an image's path. Press ? for every key."
-        )
+        hint = f"Type a text query, #ID to search like an item{example}, or an image's path. Press ? for every key."
+        if self.session_path is not None:
+            s = self.state.session
+            resumed = "resumed" if s.labels or s.rounds else "new session, saved to"
+            hint = f"{resumed} {self.session_path.name}: {self.state.label_summary()}. {hint}"
+        self.status.say(hint)
         self.query_input.focus()
 
     # -- backend calls -----------------------------------------------------------------------
@@ -108,6 +125,7 @@ class SearchScreen(Screen[None]):
         await self._show_page()
         self.panel.counts.update(self.state.label_summary())
         self.status.say(f"{describe(message.results)}: {message.results.total} results")
+        self._save_session()
         self.grid.focus()
 
     def on_search_failed(self, message: SearchFailed) -> None:
@@ -240,6 +258,16 @@ class SearchScreen(Screen[None]):
     def _labels_changed(self) -> None:
         self.grid.update_labels(self.state.session.state)
         self.panel.counts.update(self.state.label_summary())
+        self._save_session()
+
+    def _save_session(self) -> None:
+        """Write the session to ``--session`` (atomically) after every change, if one was given."""
+        if self.session_path is None:
+            return
+        try:
+            self.state.session.save(self.session_path)
+        except (ClipBranchesError, OSError) as err:
+            self.status.say(f"cannot save the session: {err}", error=True)
 
     # -- focus, rules, export ----------------------------------------------------------------
 
