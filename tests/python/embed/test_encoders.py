@@ -56,6 +56,28 @@ def test_missing_weights_say_what_to_pass(monkeypatch: pytest.MonkeyPatch, tmp_p
         OpenClipEncoder("ViT-Nope", pretrained=None)
 
 
+def test_an_unreachable_hub_fails_fast_with_the_cli_syntax(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import socket
+    import time
+
+    import huggingface_hub.constants
+
+    with socket.socket() as closed:  # a port nobody listens on: the hub is unreachable
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))  # an empty cache
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    started = time.monotonic()
+    with pytest.raises(EncoderError, match="hub cannot be reached") as error:
+        OpenClipEncoder("ViT-B-32", pretrained="openai", device="cpu")
+    assert time.monotonic() - started < 15, "no minute of retries"
+    assert "--encoder open_clip:ViT-B-32:/path/to/open_clip_pytorch_model.bin" in str(error.value)
+    assert huggingface_hub.constants.HF_HUB_OFFLINE is False, "offline only for the load"
+
+
 def test_offline_towers_shapes(offline: OfflineEncoder) -> None:
     assert offline.encode_images(_images(2)).shape == (2, 1280)
     texts = offline.encode_texts(["a photo of a cat", "a red dress"])

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,11 @@ if TYPE_CHECKING:
     from PIL import Image
 
 __all__ = ["OpenClipEncoder"]
+
+#: Seconds to wait for the hub's (or its proxy's) address and a connection to it: past this the
+#: weights are looked up in the local cache alone (the hub client would otherwise retry for
+#: about a minute before giving up).
+HUB_PROBE_SECONDS = 3.0
 
 
 class OpenClipEncoder(Encoder):
@@ -60,15 +66,25 @@ class OpenClipEncoder(Encoder):
         if looks_like_path and not Path(str(self.pretrained)).is_file():
             raise EncoderError(f"checkpoint {self.pretrained!r} does not exist")
         self.device = pick_device(device)
+        # A tag is fetched from the hub: where it cannot be reached, only the local cache is used.
+        offline = self.pretrained is not None and not looks_like_path and not _hub_reachable()
         try:
-            net, _, preprocess = open_clip.create_model_and_transforms(
-                model, pretrained=self.pretrained, device=self.device
-            )
+            with _hub_offline() if offline else contextlib.nullcontext():
+                net, _, preprocess = open_clip.create_model_and_transforms(
+                    model, pretrained=self.pretrained, device=self.device
+                )
         except Exception as e:  # open_clip raises RuntimeError/OSError/ValueError/HF errors
+            why = (
+                "the hub cannot be reached and they are not in the local cache"
+                if offline
+                else f"{type(e).__name__}: {e}"
+            )
             raise EncoderError(
-                f"could not load open_clip weights {self.pretrained!r} for {model} ({type(e).__name__}: {e}). "
-                "Without hub access pass a local checkpoint: OpenClipEncoder(model, pretrained='/path/to/"
-                "open_clip_pytorch_model.bin'), or use the offline towers: OfflineEncoder()"
+                f"could not load open_clip weights {self.pretrained!r} for {model} ({why}). "
+                f"Without hub access pass a local checkpoint: --encoder open_clip:{model}:/path/to/"
+                f"open_clip_pytorch_model.bin on the command line (OpenClipEncoder({model!r}, "
+                "pretrained='/path/to/open_clip_pytorch_model.bin') in Python), or use the offline towers: "
+                "--encoder offline (OfflineEncoder())"
             ) from e
         self._net = net.eval()
         self._preprocess = preprocess
@@ -98,3 +114,53 @@ class OpenClipEncoder(Encoder):
         with torch.inference_mode(), torch.autocast(self.device.split(":")[0], enabled=self.device.startswith("cuda")):
             features = self._net.encode_text(tokens)
         return features.float().cpu().numpy()
+
+
+def _hub_reachable(seconds: float = HUB_PROBE_SECONDS) -> bool:
+    """Whether a connection to the Hugging Face hub (or the proxy for it) opens within
+    ``seconds``, name lookup included; True when the hub client is missing or told to stay
+    offline already (then open_clip's own behaviour stands)."""
+    import socket
+    import threading
+    import urllib.parse
+    import urllib.request
+
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return True
+    if constants.HF_HUB_OFFLINE:
+        return True
+    endpoint = urllib.parse.urlsplit(constants.ENDPOINT)
+    host = endpoint.hostname or ""
+    proxy = urllib.request.getproxies().get(endpoint.scheme or "https")
+    where = endpoint
+    if proxy and not urllib.request.proxy_bypass(host):
+        where = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    try:
+        address = (where.hostname or "", where.port or (443 if where.scheme == "https" else 80))
+    except ValueError:  # a malformed port: let the hub client say what is wrong
+        return True
+    opened: list[bool] = []
+
+    def probe() -> None:  # in a thread: a name lookup is not bound by the socket timeout
+        with contextlib.suppress(OSError), socket.create_connection(address, timeout=seconds):
+            opened.append(True)
+
+    thread = threading.Thread(target=probe, name="clipbranches-hub-probe", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return bool(opened)
+
+
+@contextlib.contextmanager
+def _hub_offline() -> Iterator[None]:
+    """The hub client in offline mode (the local cache only) for the duration."""
+    from huggingface_hub import constants
+
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before
