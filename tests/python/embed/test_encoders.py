@@ -56,7 +56,9 @@ def test_missing_weights_say_what_to_pass(monkeypatch: pytest.MonkeyPatch, tmp_p
         OpenClipEncoder("ViT-Nope", pretrained=None)
 
 
-def test_an_unreachable_hub_fails_fast_with_the_cli_syntax(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_an_unreachable_hub_fails_fast_with_the_cli_syntax(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     import socket
     import time
 
@@ -76,6 +78,7 @@ def test_an_unreachable_hub_fails_fast_with_the_cli_syntax(monkeypatch: pytest.M
     assert time.monotonic() - started < 15, "no minute of retries"
     assert "--encoder open_clip:ViT-B-32:/path/to/open_clip_pytorch_model.bin" in str(error.value)
     assert huggingface_hub.constants.HF_HUB_OFFLINE is False, "offline only for the load"
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], "the error alone says it (one line in the CLI)"
 
 
 def test_offline_towers_shapes(offline: OfflineEncoder) -> None:

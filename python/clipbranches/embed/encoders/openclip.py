@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -69,7 +70,7 @@ class OpenClipEncoder(Encoder):
         # A tag is fetched from the hub: where it cannot be reached, only the local cache is used.
         offline = self.pretrained is not None and not looks_like_path and not _hub_reachable()
         try:
-            with _hub_offline() if offline else contextlib.nullcontext():
+            with _hub_offline() if offline else contextlib.nullcontext(), _quiet_load_errors():
                 net, _, preprocess = open_clip.create_model_and_transforms(
                     model, pretrained=self.pretrained, device=self.device
                 )
@@ -164,3 +165,24 @@ def _hub_offline() -> Iterator[None]:
         yield
     finally:
         constants.HF_HUB_OFFLINE = before
+
+
+class _OpenClipErrors:
+    """A root-logger filter that drops open_clip's error records (its own copy of the failure
+    that the EncoderError raised next reports: the CLI prints one line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno >= logging.ERROR and f"{os.sep}open_clip{os.sep}" in record.pathname)
+
+
+@contextlib.contextmanager
+def _quiet_load_errors() -> Iterator[None]:
+    """open_clip logs a failed weights download on the root logger before raising; leave that
+    to the error raised from it."""
+    quiet = _OpenClipErrors()
+    root = logging.getLogger()
+    root.addFilter(quiet)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)
