@@ -50,7 +50,8 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".
 class IngestReport(EncodeReport):
     """What an ingest did: items written, files skipped (with why), chunks reused from an
     interrupted run, and near-duplicates as ``(path, path of the first item with the same
-    codes)`` (dropped from the catalog only with ``drop_near_duplicates=True``)."""
+    codes)`` (dropped from the catalog only with ``drop_near_duplicates=True``); ``sizes`` and
+    ``digests`` have one row per item written."""
 
     items: int = 0
     near_duplicates: list[tuple[str, str]] = field(default_factory=list)
@@ -183,6 +184,7 @@ def ingest(
         chosen = near if drop_near_duplicates else keep
         kept = chosen == np.arange(len(chosen))
         positions, codes, sizes = positions[kept], codes[kept], report.sizes[kept]
+        report.sizes, report.digests = sizes, report.digests[kept]  # one row per item, as written
         items = listing[positions.tolist()].with_columns(
             pl.Series("width", sizes[:, 0], dtype=pl.Int32),
             pl.Series("height", sizes[:, 1], dtype=pl.Int32),

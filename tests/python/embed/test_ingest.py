@@ -176,11 +176,12 @@ def test_every_file_of_a_catalog_has_the_mode_of_its_codes(tmp_path: Path, folde
 
 def test_items_have_the_size_of_each_image_before_shrinking(tmp_path: Path, folder: Path, heads: Heads) -> None:
     Image.new("RGB", (1000, 500), "navy").save(folder / "poster.png")  # shrunk to a 448 short side when decoded
-    catalog, _ = ingest(folder, tmp_path / "cat", encoder=MeanColourEncoder(), heads=heads, chunk_size=3)
+    catalog, report = ingest(folder, tmp_path / "cat", encoder=MeanColourEncoder(), heads=heads, chunk_size=3)
     sizes = {Path(u).name: (w, h) for u, w, h in catalog.items.select("uri", "width", "height").iter_rows()}
     assert sizes["poster.png"] == (1000, 500)
     assert sizes["img4.png"] == (30, 24)
     assert catalog.items["width"].null_count() == 0
+    assert report.sizes.tolist() == [list(row) for row in catalog.items.select("width", "height").rows()]
 
 
 def test_exact_duplicates_are_skipped_and_near_duplicates_reported(tmp_path: Path, folder: Path, heads: Heads) -> None:
