@@ -114,17 +114,21 @@ async def test_labelling_by_keys_with_undo_and_page_actions(engine: SearchEngine
 async def test_labelling_by_clicks_and_more_like_this(engine: SearchEngine, settle: Settle) -> None:
     async with ClipBranchesApp(engine, renderer="halfcell").run_test(size=SIZE) as pilot:
         screen = await search(pilot, settle, "#100")
-        second = cards(screen)[1]
+        second = cards(screen)[1].item_id  # cards are reused: keep the id, not the card
         await pilot.click("#card-1")
-        assert screen.state.session.state(second.item_id) == "positive"
+        assert screen.state.session.state(second) == "positive"
         assert screen.state.cursor == 1
         await pilot.click("#card-1")
-        assert screen.state.session.state(second.item_id) == "negative"
+        assert screen.state.session.state(second) == "negative"
         await pilot.click("#card-1 .more")
         await settle(pilot)
-        assert cards(screen)[0].item_id == second.item_id, "a search like the clicked card"
-        assert screen.query_input.value == f"#{second.item_id}", "the query box shows the query that ran"
+        assert cards(screen)[0].item_id == second, "a search like the clicked card"
+        assert screen.query_input.value == f"#{second}", "the query box shows the query that ran"
         assert cards(screen)[0].has_class("-negative"), "labels carry over to the new results"
+        reused = cards(screen)[0]
+        assert reused.thumbnail is not None
+        assert reused.thumbnail.name == f"{second}.jpg"
+        assert reused.preview.image == reused.thumbnail, "a reused card draws its new item's preview"  # type: ignore[attr-defined]
         await pilot.press("right", "m")
         await settle(pilot)
         assert screen.query_input.value == f"#{cards(screen)[0].item_id}"
@@ -202,9 +206,15 @@ async def test_paging_through_every_result(engine: SearchEngine, settle: Settle)
         assert results is not None
         assert results.total > 25
         seen: list[int] = []
+        first_card = cards(screen)[0]
         for page in range(screen.state.pages):
             assert f"page {page + 1}/{screen.state.pages}" in screen.state.summary()
-            seen += [c.item_id for c in cards(screen)]
+            shown = cards(screen)
+            assert shown[0] is first_card, "a page change reuses the cards"
+            assert [c.index for c in shown] == list(range(len(shown)))
+            assert len(shown) == len(screen.state.visible_ids()), "spare cards go on a short last page"
+            assert all(str(c.caption.content).endswith(f" thing {c.item_id}") for c in shown), "captions follow"
+            seen += [c.item_id for c in shown]
             await pilot.press("right_square_bracket")
         assert seen == results.ids.tolist()
         assert "no next page" in screen.status.text

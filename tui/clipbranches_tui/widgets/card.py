@@ -10,7 +10,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from clipbranches_tui.messages import CardClicked, MoreLikeThisClicked
-from clipbranches_tui.widgets.preview import make_preview
+from clipbranches_tui.widgets.preview import make_preview, set_preview
 
 __all__ = ["MARKERS", "ResultCard"]
 
@@ -23,7 +23,7 @@ class MoreLink(Static):
 
     def __init__(self, item_id: int) -> None:
         super().__init__("≈ more like this", classes="more")
-        self.item_id = item_id
+        self.item_id = item_id  # the card changes it when it shows another item
 
     def on_click(self, event: events.Click) -> None:
         event.stop()
@@ -40,6 +40,8 @@ class ResultCard(Widget):
         super().__init__(id=f"card-{index}", classes="card")
         self.index = index
         self.item_id = item_id
+        self.renderer = renderer
+        self.thumbnail = thumbnail
         self.preview = make_preview(thumbnail, renderer)
         self.caption = Static(caption, classes="caption", markup=False)
         self.more = MoreLink(item_id)
@@ -50,6 +52,20 @@ class ResultCard(Widget):
         yield self.preview
         yield self.caption
         yield self.more
+
+    async def show(self, item_id: int, caption: str, thumbnail: Path | None, label: str) -> None:
+        """Show another item in this card (cheaper than a new card: no new widgets, unless
+        the preview changes kind, an image for a stand-in or back)."""
+        self.item_id = self.more.item_id = item_id
+        self.caption.update(caption)
+        self.set_label(label)
+        self.set_cursor(False)
+        if thumbnail != self.thumbnail:
+            if not set_preview(self.preview, thumbnail, self.renderer):
+                old, self.preview = self.preview, make_preview(thumbnail, self.renderer)
+                await self.mount(self.preview, before=old)
+                await old.remove()
+            self.thumbnail = thumbnail
 
     def set_label(self, label: str) -> None:
         self.set_class(label == "positive", "-positive")

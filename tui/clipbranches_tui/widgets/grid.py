@@ -55,13 +55,26 @@ class ResultsGrid(VerticalScroll, can_focus=True):
         thumbnail: Thumbnail,
         labels: Sequence[str],
     ) -> None:
-        """Replace the cards by one page of results (``rows`` are catalog rows, for thumbnails)."""
-        await self.remove_children()
-        self.cards = [
+        """Show one page of results (``rows`` are catalog rows, for thumbnails).
+
+        The cards already in the grid show the new items (building 60 cards anew, with their
+        previews, captions and links, costs far more than changing what they show); only
+        missing cards are made, and spare ones removed.
+        """
+        entries = list(zip(ids, rows, captions, labels, strict=True))
+        kept = self.cards[: len(entries)]
+        for card, (item_id, row, caption, label) in zip(kept, entries, strict=False):
+            await card.show(item_id, caption, thumbnail(row), label)
+        spare = self.cards[len(entries) :]
+        if spare:
+            await self.remove_children(spare)
+        new = [
             ResultCard(i, item_id, caption, thumbnail(row), label, self.renderer)
-            for i, (item_id, row, caption, label) in enumerate(zip(ids, rows, captions, labels, strict=True))
+            for i, (item_id, row, caption, label) in enumerate(entries[len(kept) :], start=len(kept))
         ]
-        await self.mount_all(self.cards)
+        if new:
+            await self.mount_all(new)
+        self.cards = kept + new
         self.scroll_home(animate=False)
 
     def update_labels(self, state_of: Callable[[int], str]) -> None:

@@ -16,7 +16,7 @@ from textual.widgets import Static
 from textual_image.widget import HalfcellImage, SixelImage, TGPImage, UnicodeImage
 from textual_image.widget import Image as AutoImage
 
-__all__ = ["make_preview"]
+__all__ = ["make_preview", "set_preview"]
 
 _IMAGES: dict[str, Callable[..., Widget]] = {
     "auto": AutoImage,
@@ -34,3 +34,18 @@ def make_preview(thumbnail: Path | None, renderer: str) -> Widget:
     if thumbnail is None or renderer == "none":
         return Static("no preview" if thumbnail is None else "", classes="preview -empty")
     return _IMAGES[renderer](thumbnail, classes="preview")
+
+
+def set_preview(preview: Widget, thumbnail: Path | None, renderer: str) -> bool:
+    """Show ``thumbnail`` in an existing ``preview``; False when that preview cannot (an image
+    preview with no thumbnail to draw, or a text stand-in for a thumbnail to draw): make a new
+    one then."""
+    if isinstance(preview, Static):
+        if thumbnail is not None and renderer != "none":
+            return False
+        preview.update("no preview" if thumbnail is None else "")
+        return True
+    if thumbnail is None:
+        return False
+    preview.image = thumbnail  # type: ignore[attr-defined]
+    return True
