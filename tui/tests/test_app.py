@@ -363,3 +363,32 @@ async def test_session_is_resumed_and_saved_on_every_change(
         ClipBranchesApp(engine, session=tmp_path / "other.json")
     with pytest.raises(InvalidArgumentError, match="is not a directory"):
         ClipBranchesApp(engine, session=tmp_path / "nowhere" / "s.json")
+
+
+async def test_full_size_view_of_a_card(engine: SearchEngine, settle: Settle, catalog_path: Path) -> None:
+    from clipbranches_tui.screens.item import ItemScreen
+
+    async with ClipBranchesApp(engine, renderer="halfcell").run_test(size=SIZE) as pilot:
+        screen = await settle(pilot)
+        screen.action_view()
+        assert "search first" in screen.status.text
+        await search(pilot, settle, "#100")
+        second = cards(screen)[1].item_id
+        await pilot.press("right", "p", "v")
+        view = pilot.app.screen
+        assert isinstance(view, ItemScreen)
+        assert view.item_id == second
+        assert view.image_path == catalog_path / "thumbs" / f"{second}.jpg", "no local original: the thumbnail"
+        assert view.image.region.width > 2 * cards(screen)[1].preview.region.width, "larger than on its card"
+        text = str(view.fields.content)
+        assert f"id: {second}\n" in text
+        assert f" thing {second}\n" in text
+        assert "rank: 2\n" in text
+        assert text.endswith("your label: positive")
+        await pilot.press("escape")
+        assert pilot.app.screen is screen
+        await pilot.press("left", "enter")
+        assert isinstance(pilot.app.screen, ItemScreen)
+        assert pilot.app.screen.item_id == cards(screen)[0].item_id
+        await pilot.press("escape")
+        assert pilot.app.screen is screen

@@ -21,6 +21,7 @@ from textual.widgets import Button, Footer, Input, Static
 from clipbranches import DEFAULT_K, ClipBranchesError, RefineOptions, Results, SearchEngine, Session
 from clipbranches_tui.messages import CardClicked, MoreLikeThisClicked, SearchFailed, SearchFinished
 from clipbranches_tui.screens.export import ExportScreen
+from clipbranches_tui.screens.item import ItemScreen
 from clipbranches_tui.screens.rules import RulesScreen
 from clipbranches_tui.state import ImageQuery, ItemQuery, SearchState, describe, parse_query
 from clipbranches_tui.widgets.grid import ResultsGrid
@@ -175,6 +176,22 @@ class SearchScreen(Screen[None]):
         item_id = self.state.current_id()
         if item_id is not None:
             self.search_like(item_id)
+
+    def action_view(self) -> None:
+        """The result under the cursor full size: a larger image and every field of it."""
+        page = self.state.visible()
+        if page is None or not 0 <= self.state.cursor < len(page):
+            self.status.say("no result selected: search first", error=True)
+            return
+        fields = page.to_polars().row(self.state.cursor, named=True)
+        item_id = int(fields["id"])
+        uri = fields.get("uri")
+        original = Path(uri) if isinstance(uri, str) and "://" not in uri else None
+        if original is None or not original.is_file():  # not a local file: the thumbnail
+            original = page.thumbnail(int(page.rows[self.state.cursor]))
+        image = original
+        label = self.state.session.state(item_id)
+        self.app.push_screen(ItemScreen(item_id, image, fields, label, self.grid.renderer))
 
     def on_more_like_this_clicked(self, message: MoreLikeThisClicked) -> None:
         self.search_like(message.item_id)

@@ -35,6 +35,7 @@ class ResultsGrid(VerticalScroll, can_focus=True):
         Binding("N", "screen.label_page('negative')", "All negative"),
         Binding("X", "screen.label_page('unlabeled')", "Clear page"),
         Binding("m", "screen.more_like_this", "More like this"),
+        Binding("v,enter", "screen.view", "View"),
     ]
 
     def __init__(self, renderer: str, *, id: str | None = None) -> None:
