@@ -17,7 +17,7 @@ from textual.pilot import Pilot
 from textual.widgets import OptionList
 
 import clipbranches_tui
-from clipbranches import CatalogNotFoundError, InvalidArgumentError, Results, SearchEngine
+from clipbranches import CatalogNotFoundError, InvalidArgumentError, Results, SearchEngine, SessionFormatError
 from clipbranches_tui.app import ClipBranchesApp
 from clipbranches_tui.screens.export import ExportScreen
 from clipbranches_tui.screens.help import HelpScreen
@@ -292,11 +292,38 @@ async def test_catalog_picker(catalog_path: Path, tmp_path: Path, settle: Settle
         assert app.screen.engine.catalog.path.name == "good"
 
 
-def test_run_refuses_bad_arguments_before_taking_the_terminal(tmp_path: Path) -> None:
+def test_run_refuses_bad_arguments_before_taking_the_terminal(tmp_path: Path, catalog_path: Path) -> None:
     with pytest.raises(InvalidArgumentError, match="renderer"):
         clipbranches_tui.run(tmp_path, renderer="ascii-art")
     with pytest.raises(CatalogNotFoundError):
         clipbranches_tui.run(tmp_path / "missing")
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(SessionFormatError, match="not a readable JSON session"):
+        clipbranches_tui.run(catalog_path, renderer="none", session=tmp_path / "broken.json")
+
+
+async def test_picker_checks_the_session_against_the_picked_catalog(
+    catalog_path: Path, tmp_path: Path, settle: Settle
+) -> None:
+    from clipbranches import Session, testing
+
+    other = testing.make_catalog(tmp_path / "other", 50, k=2, seed=3)
+    (tmp_path / "good").symlink_to(catalog_path)
+    session = tmp_path / "s.json"
+    Session.for_engine(SearchEngine(other)).save(session)
+    catalogs = clipbranches_tui.state.find_catalogs(tmp_path)
+    app = ClipBranchesApp(root=tmp_path, catalogs=catalogs, renderer="none", session=session)
+    async with app.run_test(size=SIZE) as pilot:
+        app.screen.query_one(OptionList).highlighted = [c.name for c in catalogs].index("good")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, CatalogPickerScreen), "the session's catalog is not this one"
+        assert "another catalog" in str(app.screen.message.content)
+        app.screen.query_one(OptionList).highlighted = [c.name for c in catalogs].index("other")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, SearchScreen)
+        assert app.screen.session_path == session
 
 
 class ImageRecorder(SearchEngine):
