@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -33,30 +32,11 @@ from clipbranches.exceptions import (
 from clipbranches.options import DEFAULT_K
 from clipbranches.store.boxes import Box, BoxHits, BoxSet, as_box_set
 from clipbranches.store.index import INDEX_FILE, Index
+from clipbranches.store.inputs import MAX_DIM, CodesInput, check_int_argument, code_chunks, metadata_json
+from clipbranches.store.items import ITEM_COLUMNS, ITEMS_FILE, check_schema, checked_ids, parquet_errors, prepare_items
 from clipbranches.store.quantize import CalibratedQuantizer, FixedRangeQuantizer, Quantizer, quantizer_from_params
 
 __all__ = ["HEAD_FILE", "ITEM_COLUMNS", "THUMBS_DIR", "Catalog"]
-
-#: The standard item columns and their types; a catalog may carry more (e.g. ``label``).
-ITEM_COLUMNS: dict[str, type[pl.DataType]] = {
-    "id": pl.Int64,
-    "uri": pl.String,
-    "caption": pl.String,
-    "width": pl.Int32,
-    "height": pl.Int32,
-}
-
-CodesInput = NDArray[np.uint8] | Iterable[NDArray[np.uint8]]
-
-#: Column names the results tables add to the items (``to_polars``, exports, CLI search), so an
-#: items table may not carry them.
-RESERVED_COLUMNS = ("score", "rank", "labelled")
-#: Largest code width (the native core's limit).
-MAX_DIM = 1 << 16
-#: The file of the items table inside a catalog.
-ITEMS_FILE = "items.parquet"
-_INT64_MAX = 2**63 - 1
-
 
 #: The file that makes a directory a catalog (the format's manifest, written last).
 MANIFEST_FILE = "manifest.json"
@@ -164,14 +144,14 @@ class Catalog:
         CatalogExistsError, CatalogNotFoundError, DimensionMismatchError, InvalidArgumentError
         """
         if dim is not None:
-            dim = _check_int_argument("dim", dim, 1, MAX_DIM)
+            dim = check_int_argument("dim", dim, 1, MAX_DIM)
         quantizer = FixedRangeQuantizer() if quantizer is None else quantizer
         if not isinstance(quantizer, Quantizer):
             raise InvalidArgumentError(f"quantizer must be a Quantizer, got {type(quantizer).__name__}")
-        meta = _metadata_json(quantizer, encoder, head)
+        meta = metadata_json(quantizer, encoder, head)
         # Refuse a target that cannot be written before the first chunk of a stream is made.
         _core.CatalogWriter.check_target(os.fspath(path), overwrite)
-        chunks = _code_chunks(codes)
+        chunks = code_chunks(codes)
         first = next(chunks, None)
         if first is not None:
             width = int(first.shape[1])
@@ -186,7 +166,7 @@ class Catalog:
         # known only at its end.
         if items is not None and not isinstance(items, pl.DataFrame):
             raise InvalidArgumentError(f"items must be a polars DataFrame or None, not {type(items).__name__}")
-        table = _prepare_items(items, len(codes)) if isinstance(codes, np.ndarray) else None
+        table = prepare_items(items, len(codes)) if isinstance(codes, np.ndarray) else None
         writer = _core.CatalogWriter(os.fspath(path), width, overwrite)
         try:
             if first is not None:
@@ -194,7 +174,7 @@ class Catalog:
             for chunk in chunks:
                 writer.append(chunk)
             if table is None:
-                table = _prepare_items(items, writer.count)
+                table = prepare_items(items, writer.count)
             table.write_parquet(Path(writer.staging_dir) / "items.parquet")
             if attach is not None:
                 attach(Path(writer.staging_dir))
@@ -264,7 +244,7 @@ class Catalog:
         """
         if self._items is None:
             items = self._read_items(None)
-            ids = _checked_ids(items["id"], self.path / ITEMS_FILE)
+            ids = checked_ids(items["id"], self.path / ITEMS_FILE)
             missing = [pl.lit(None, dtype=t).alias(c) for c, t in ITEM_COLUMNS.items() if c not in items.columns]
             items = items.with_columns(missing) if missing else items
             if self._item_ids is None:
@@ -285,7 +265,7 @@ class Catalog:
         """
         if self._item_ids is None:
             ids = self._items["id"] if self._items is not None else self._read_items(["id"])["id"]
-            self._item_ids = _checked_ids(ids, self.path / ITEMS_FILE)
+            self._item_ids = checked_ids(ids, self.path / ITEMS_FILE)
         return self._item_ids
 
     def check_unchanged(self) -> None:
@@ -322,7 +302,7 @@ class Catalog:
 
     def _read_items(self, columns: list[str] | None) -> pl.DataFrame:
         path = self.path / ITEMS_FILE
-        with self._open_items() as f, _parquet_errors(path):
+        with self._open_items() as f, parquet_errors(path):
             schema = pl.read_parquet_schema(f)
             if columns is not None and any(c not in schema for c in columns):
                 raise CatalogFormatError(f"{path}: no {columns[0]!r} column")
@@ -395,7 +375,7 @@ class Catalog:
             Items per block (k-d tree leaf), a multiple of 128 up to 65536; the default is the
             native core's ``DEFAULT_BLOCK_ITEMS`` (4096).
         """
-        block_items = _check_int_argument("block_items", block_items, 1, 1 << 16, "a multiple of 128 up to 65536")
+        block_items = check_int_argument("block_items", block_items, 1, 1 << 16, "a multiple of 128 up to 65536")
         self.check_unchanged()
         core = _core.BlockIndex.build(self.codes, self.codes_checksum, block_items)
         # Installed only if the directory is still the catalog the index was built from,
@@ -521,25 +501,11 @@ class Catalog:
         """The items table must have one row per code, an integer ``id`` column, the standard
         columns with their types and no reserved column (reads only parquet metadata)."""
         path = self.path / ITEMS_FILE
-        with self._open_items() as f, _parquet_errors(path):
+        with self._open_items() as f, parquet_errors(path):
             schema = pl.read_parquet_schema(f)
             f.seek(0)
             rows = pl.scan_parquet(f).select(pl.len()).collect().item()
-        if rows != len(self):
-            raise CatalogFormatError(f"{path}: has {rows} rows but the catalog has {len(self)} codes")
-        if "id" not in schema:
-            raise CatalogFormatError(f"{path}: no 'id' column (every item needs an integer id)")
-        for name, actual in schema.items():
-            if name in RESERVED_COLUMNS:
-                raise CatalogFormatError(
-                    f"{path}: has a column {name!r}, a name reserved for results ({', '.join(RESERVED_COLUMNS)})"
-                )
-            expected = ITEM_COLUMNS.get(name)
-            if expected is None:
-                continue
-            ok = actual.is_integer() if expected in (pl.Int64, pl.Int32) else actual in (pl.String, pl.Null)
-            if not ok:
-                raise CatalogFormatError(f"{path}: column {name!r} has type {actual}; expected {expected.__name__}")
+        check_schema(schema, rows, len(self), path)
 
 
 def _dir_identity(path: Path) -> tuple[int, int] | None:
@@ -549,132 +515,3 @@ def _dir_identity(path: Path) -> tuple[int, int] | None:
     except (OSError, ValueError):
         return None
     return (st.st_dev, st.st_ino)
-
-
-_PanicException: type[BaseException] = getattr(pl.exceptions, "PanicException", RuntimeError)
-
-
-@contextmanager
-def _parquet_errors(path: Path) -> Iterator[None]:
-    """Whatever reading a damaged parquet file raises (polars even panics on some) as a
-    :class:`CatalogFormatError` naming the file."""
-    try:
-        yield
-    except CatalogFormatError:
-        raise
-    except (pl.exceptions.PolarsError, OSError, ValueError, TypeError, OverflowError, IndexError) as err:
-        raise CatalogFormatError(f"{path}: unreadable parquet: {err}") from err
-    except _PanicException as err:  # a BaseException: polars' panic on corrupt input
-        raise CatalogFormatError(f"{path}: unreadable parquet (the reader failed: {err})") from err
-
-
-def _checked_ids(ids: pl.Series, path: Path) -> NDArray[np.int64]:
-    """The ids as a read-only int64 array, if they are integers, non-null, unique and in range."""
-    if not ids.dtype.is_integer():
-        raise CatalogFormatError(f"{path}: column 'id' has type {ids.dtype}; expected integers")
-    nulls = ids.null_count()
-    if nulls:
-        raise CatalogFormatError(f"{path}: column 'id' has {nulls} null ids (every item needs one)")
-    if len(ids) and ids.dtype == pl.UInt64 and int(ids.max()) > _INT64_MAX:  # type: ignore[arg-type]
-        raise CatalogFormatError(f"{path}: column 'id' has ids above {_INT64_MAX} (ids are int64)")
-    if ids.n_unique() != len(ids):
-        duplicated = ids.filter(ids.is_duplicated()).unique().sort().head(5).to_list()
-        raise CatalogFormatError(f"{path}: column 'id' has duplicate ids: {duplicated}")
-    array = ids.cast(pl.Int64).to_numpy().astype(np.int64, copy=True)
-    array.flags.writeable = False
-    return array
-
-
-def _check_int_argument(name: str, value: object, lo: int, hi: int, expected: str = "") -> int:
-    """``value`` as an int in ``lo..=hi``, else an :class:`InvalidArgumentError` naming ``name``."""
-    expected = expected or f"an integer in {lo}..{hi}"
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise InvalidArgumentError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})")
-    if not lo <= int(value) <= hi:
-        raise InvalidArgumentError(f"{name} must be {expected}, got {int(value)}")
-    return int(value)
-
-
-def _code_chunks(codes: CodesInput) -> Iterator[NDArray[np.uint8]]:
-    """Chunks of codes, each checked as it comes; the width is the first chunk's."""
-    if isinstance(codes, np.ndarray):
-        codes_iter: Iterator[Any] = iter((codes,))
-    elif isinstance(codes, Iterable) and not isinstance(codes, (str, bytes, Mapping)):
-        codes_iter = iter(codes)
-    else:
-        raise InvalidArgumentError(f"codes must be a uint8 array or an iterable of them, got {type(codes).__name__}")
-    first = next(codes_iter, None)
-    if first is None:
-        return
-    first = _check_chunk(first, None)
-    yield first
-    for chunk in codes_iter:
-        yield _check_chunk(chunk, first.shape[1])
-
-
-def _check_chunk(chunk: object, dim: int | None) -> NDArray[np.uint8]:
-    if not isinstance(chunk, np.ndarray):
-        raise InvalidArgumentError(f"a codes chunk is a {type(chunk).__name__}; expected a numpy uint8 array (n, dim)")
-    if chunk.dtype != np.uint8:
-        raise InvalidArgumentError(
-            f"codes have dtype {chunk.dtype}; expected uint8 "
-            "(quantize float embeddings first, e.g. FixedRangeQuantizer().quantize(x))"
-        )
-    if chunk.ndim != 2:
-        raise DimensionMismatchError(f"codes must be 2-D (n, dim), got shape {chunk.shape}")
-    if chunk.shape[1] == 0:
-        raise DimensionMismatchError(f"codes must have at least one column, got shape {chunk.shape}")
-    if dim is not None and chunk.shape[1] != dim:
-        raise DimensionMismatchError(f"a codes chunk has {chunk.shape[1]} columns, earlier chunks have {dim}")
-    return np.ascontiguousarray(chunk)
-
-
-def _metadata_json(quantizer: Quantizer, encoder: Mapping[str, Any] | None, head: Mapping[str, Any] | None) -> str:
-    for name, value in (("encoder", encoder), ("head", head)):
-        if value is not None and not isinstance(value, Mapping):
-            raise InvalidArgumentError(f"{name} must be a mapping (JSON object) or None, got {type(value).__name__}")
-    meta = {
-        "encoder": dict(encoder) if encoder is not None else None,
-        "quantizer": quantizer.params(),
-        "head": dict(head) if head is not None else None,
-    }
-    try:
-        return json.dumps(meta, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise InvalidArgumentError(f"encoder/head identities must be JSON-serialisable: {err}") from err
-
-
-def _prepare_items(items: pl.DataFrame | None, count: int) -> pl.DataFrame:
-    """Validate the items table against the codes and fill in the standard columns."""
-    if items is None:
-        items = pl.DataFrame({"id": pl.int_range(0, count, dtype=pl.Int64, eager=True)})
-    if items.height != count:
-        raise DimensionMismatchError(f"items has {items.height} rows but there are {count} codes (one row per code)")
-    if "id" not in items.columns:
-        items = items.with_row_index("id").with_columns(pl.col("id").cast(pl.Int64))
-    for name in items.columns:
-        if name in RESERVED_COLUMNS:
-            raise InvalidArgumentError(
-                f"items column {name!r} is reserved for results ({', '.join(RESERVED_COLUMNS)}); rename it"
-            )
-    ids = items["id"]
-    if ids.dtype == pl.UInt64 and ids.len() and (ids.max() or 0) > _INT64_MAX:  # type: ignore[operator]
-        raise InvalidArgumentError(f"items column 'id' has ids above {_INT64_MAX}; ids must fit int64")
-    columns = []
-    for name, dtype in ITEM_COLUMNS.items():
-        if name not in items.columns:
-            columns.append(pl.lit(None, dtype=dtype).alias(name))
-            continue
-        actual = items.schema[name]
-        compatible = actual.is_integer() if dtype in (pl.Int64, pl.Int32) else actual in (pl.String, pl.Null)
-        if not compatible:
-            raise InvalidArgumentError(f"items column {name!r} has type {actual}; expected {dtype.__name__}")
-        columns.append(pl.col(name).cast(dtype))
-    try:
-        items = items.with_columns(columns)
-    except pl.exceptions.PolarsError as err:
-        raise InvalidArgumentError(f"items columns {list(ITEM_COLUMNS)} do not fit their types: {err}") from err
-    if items["id"].null_count() or items["id"].n_unique() != items.height:
-        raise InvalidArgumentError("items column 'id' must hold unique, non-null integers")
-    rest = [c for c in items.columns if c not in ITEM_COLUMNS]
-    return items.select([*ITEM_COLUMNS, *rest])
