@@ -1,4 +1,5 @@
-"""The synthetic data every test and benchmark of the project uses.
+"""The synthetic data every test and benchmark of the project uses, and small stand-ins for
+the towers (:class:`MeanColourEncoder`, :func:`tiny_heads`) for tests that ingest real files.
 
 K centres drawn uniformly on the unit sphere in ``dim`` dimensions; each point is
 ``normalise(centre + noise * standard_normal)`` for a uniformly drawn centre, whose index is the
@@ -12,20 +13,34 @@ of a catalog of n are the m points of a catalog of m.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 from numpy.typing import ArrayLike, NDArray
 
+from clipbranches.embed.encoders.base import Encoder
 from clipbranches.exceptions import InvalidArgumentError
 from clipbranches.store.quantize import CalibratedQuantizer, FixedRangeQuantizer, Quantizer
 
 if TYPE_CHECKING:
+    from PIL import Image
+
+    from clipbranches.embed.head import Heads
     from clipbranches.store.catalog import Catalog
 
-__all__ = ["BLOCK_ROWS", "centres", "codes", "embeddings", "labels", "make_catalog", "quantize_numpy"]
+__all__ = [
+    "BLOCK_ROWS",
+    "MeanColourEncoder",
+    "centres",
+    "codes",
+    "embeddings",
+    "labels",
+    "make_catalog",
+    "quantize_numpy",
+    "tiny_heads",
+]
 
 #: Rows generated per block (one seed each).
 BLOCK_ROWS = 1 << 16
@@ -131,3 +146,40 @@ def quantize_numpy(quantizer: Quantizer, x: ArrayLike) -> NDArray[np.uint8]:
         raise InvalidArgumentError(f"no numpy twin for {type(quantizer).__name__}")
     codes = np.clip(scaled, 0, 255).astype(np.uint8)
     return codes[0] if single else codes
+
+
+class MeanColourEncoder(Encoder):
+    """A tiny deterministic encoder for tests: per-channel means and stds of an image (6-d
+    "image features", zeros for texts), counting the images it saw. No model, no torch."""
+
+    image_dim = 6
+    text_dim = 6
+
+    def __init__(self) -> None:
+        self.images_seen = 0
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return {"kind": "test-mean-colour"}
+
+    def encode_images(self, images: Sequence[Image.Image]) -> NDArray[np.float32]:
+        self.images_seen += len(images)
+        rows = [
+            np.concatenate([np.asarray(im, np.float32).mean((0, 1)), np.asarray(im, np.float32).std((0, 1))])
+            for im in images
+        ]
+        return np.array(rows, np.float32).reshape(-1, 6) / 255.0
+
+    def encode_texts(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        return np.zeros((len(texts), 6), np.float32)
+
+
+def tiny_heads(seed: int = 0) -> Heads:
+    """Untrained heads for :class:`MeanColourEncoder` (6-d towers, 32-d codes), seeded; torch
+    loads here."""
+    import torch
+
+    from clipbranches.embed.head import HeadConfig, Heads
+
+    torch.manual_seed(seed)
+    return Heads(HeadConfig(6, 6, out_dim=32, hidden=(16,))).eval()

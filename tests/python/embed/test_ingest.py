@@ -3,9 +3,7 @@ resume after an interruption, and bad inputs."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -16,40 +14,14 @@ torch = pytest.importorskip("torch")
 from PIL import Image  # noqa: E402
 
 from clipbranches import CatalogExistsError, InvalidArgumentError  # noqa: E402
-from clipbranches.embed.encoders import Encoder  # noqa: E402
 from clipbranches.embed.head import HeadConfig, Heads, load_heads  # noqa: E402
 from clipbranches.embed.ingest import ingest, list_source  # noqa: E402
-
-
-class MeanColourEncoder(Encoder):
-    """A tiny deterministic encoder (per-channel means and stds), counting its calls."""
-
-    image_dim = 6
-    text_dim = 6
-
-    def __init__(self) -> None:
-        self.images_seen = 0
-
-    @property
-    def identity(self) -> dict[str, Any]:
-        return {"kind": "test-mean-colour"}
-
-    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        self.images_seen += len(images)
-        rows = [
-            np.concatenate([np.asarray(im, np.float32).mean((0, 1)), np.asarray(im, np.float32).std((0, 1))])
-            for im in images
-        ]
-        return np.array(rows, np.float32).reshape(-1, 6) / 255.0
-
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        return np.zeros((len(texts), 6), np.float32)
+from clipbranches.testing import MeanColourEncoder, tiny_heads  # noqa: E402
 
 
 @pytest.fixture
 def heads() -> Heads:
-    torch.manual_seed(0)
-    return Heads(HeadConfig(6, 6, out_dim=32, hidden=(16,))).eval()
+    return tiny_heads()
 
 
 @pytest.fixture
