@@ -13,7 +13,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -38,7 +38,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _wants_json() -> bool:
-    return "--json" in sys.argv[1:] or "--json" in _ARGV
+    return "--json" in _ARGV
 
 
 #: The argv of the running ``main`` (argparse errors happen before any namespace exists).
@@ -53,26 +53,24 @@ def _fail(prog: str, kind: str, message: str, code: int, as_json: bool) -> NoRet
     raise SystemExit(code)
 
 
-def _count(text: str) -> int:
-    """A positive integer argument."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {'at least 1' if low == 1 else f'{low} or more'}, got {value}")
+        return value
+
+    return parse
 
 
-def _amount(text: str) -> int:
-    """A non-negative integer argument."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+#: A positive count (items, epochs, sizes) and a non-negative amount (seeds, items to show).
+_count = _at_least(1)
+_amount = _at_least(0)
 
 
 def _weight(text: str) -> float:

@@ -95,17 +95,24 @@ def open_image(path: str | os.PathLike[str], *, max_short_side: int | None = MAX
         with source, Image.open(source) as im:
             im.load()
             rgb = flatten_on_white(im)
-        if max_short_side is not None and min(rgb.size) > max_short_side:
-            scale = max_short_side / min(rgb.size)
-            size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
-            rgb = rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-        return rgb
+        return rgb if max_short_side is None else shrink(rgb, max_short_side)
     except DownloadError as e:
         return f"cannot fetch: {e}"
     except FileNotFoundError:
         return "file not found"
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
         return f"cannot decode: {e}"
+
+
+def shrink(image: Image.Image, max_short_side: int) -> Image.Image:
+    """``image`` with its short side at most ``max_short_side`` (bilinear; smaller ones as they are)."""
+    if min(image.size) <= max_short_side:
+        return image
+    from PIL import Image
+
+    scale = max_short_side / min(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
 def is_url(path: object) -> TypeGuard[str]:
@@ -285,8 +292,6 @@ def _decode(path: str | os.PathLike[str]) -> tuple[Image.Image | str, tuple[int,
     """:func:`open_image` (shrunk), the image's size before shrinking and a local file's digest."""
     import hashlib
 
-    from PIL import Image
-
     from clipbranches._io import open_regular
     from clipbranches.exceptions import ClipBranchesError
 
@@ -294,10 +299,7 @@ def _decode(path: str | os.PathLike[str]) -> tuple[Image.Image | str, tuple[int,
     if isinstance(image, str):
         return image, (0, 0), None
     size = image.size
-    if min(size) > MAX_SHORT_SIDE:  # as open_image shrinks, after the size is known
-        scale = MAX_SHORT_SIDE / min(size)
-        shrunk = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
-        image = image.resize(shrunk, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    image = shrink(image, MAX_SHORT_SIDE)  # as open_image does, once the size is known
     digest = None
     if not is_url(path):
         try:
