@@ -38,6 +38,7 @@ def test_train_head_then_ingest(tmp_path: Path, pairs: Path, capsys: pytest.Capt
     assert main([*args, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["pairs"] == 24
+    assert summary["stopped"].startswith("reached the epoch limit (2)")
     assert head.is_file()
     code = main(
         ["ingest", str(pairs), str(tmp_path / "cat"), "--head", str(head), "--device", "cpu", "--quiet", "--json"]
@@ -61,3 +62,15 @@ def test_bad_input_exits_2_with_a_message(tmp_path: Path, pairs: Path, capsys: p
     assert "no head weights" in capsys.readouterr().err
     assert main(["train-head", str(pairs), str(tmp_path / "h"), "--encoder", "clip9000"]) == 2
     assert "unknown encoder" in capsys.readouterr().err
+
+
+def test_train_head_prints_every_epoch_and_why_it_stopped(
+    tmp_path: Path, pairs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["train-head", str(pairs), str(tmp_path / "h.safetensors"), "--epochs", "3", "--hidden", "16"]
+    assert main([*args, "--device", "cpu"]) == 0
+    out, err = capsys.readouterr()
+    epochs = [line for line in err.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == 3
+    assert "validation R@1" in epochs[0]
+    assert "stopped: reached the epoch limit (3); kept epoch" in out

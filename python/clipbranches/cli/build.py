@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from typing import Any
 
@@ -37,7 +38,7 @@ def train_head(args: argparse.Namespace) -> int:
     encoded = time.perf_counter() - start
     head = HeadConfig(encoder.image_dim, encoder.text_dim, out_dim=args.out_dim, hidden=tuple(args.hidden))
     config = TrainConfig(epochs=args.epochs, koleo_weight=args.koleo, seed=args.seed, device=args.device)
-    result = train_heads(image_features, text_features, head, config)
+    result = train_heads(image_features, text_features, head, config, on_epoch=None if args.quiet else _epoch_line)
     save_heads(result.heads, args.out)
     summary = {
         "pairs": len(positions),
@@ -45,10 +46,21 @@ def train_head(args: argparse.Namespace) -> int:
         "epochs": len(result.history),
         "best_epoch": result.best_epoch,
         "val_recall_at_1": round(result.val_recall_at_1, 4),
+        "stopped": result.stop_reason,
         "out": str(args.out),
     }
     emit(summary, args.json)
     return 0
+
+
+def _epoch_line(record: dict[str, float]) -> None:
+    """One progress line per training epoch, on stderr (stdout stays the summary, or JSON)."""
+    print(
+        f"epoch {int(record['epoch']):3d}  loss {record['loss']:.4f}  validation R@1 {record['val_r1']:.3f}"
+        f"  validation loss {record['val_loss']:.4f}  {record['seconds']:.1f} s",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def ingest(args: argparse.Namespace) -> int:

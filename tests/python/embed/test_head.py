@@ -68,6 +68,21 @@ def test_a_tiny_training_run_lowers_the_loss_and_is_deterministic() -> None:
     assert [h["loss"] for h in again.history] == losses
 
 
+def test_every_epoch_is_reported_and_the_stop_has_a_reason() -> None:
+    images, texts = _pairs(200)
+    head = HeadConfig(40, 24, out_dim=8, hidden=(32,))
+    seen: list[dict[str, float]] = []
+    full = train_heads(images, texts, head, TrainConfig(epochs=3, patience=3, device="cpu"), on_epoch=seen.append)
+    assert [r["epoch"] for r in seen] == [0, 1, 2]
+    assert seen == full.history
+    assert full.stop_reason.startswith("reached the epoch limit (3)")
+    assert f"kept epoch {full.best_epoch}" in full.stop_reason
+    # lr so small that nothing improves after the first epoch: patience ends the run.
+    stalled = train_heads(images, texts, head, TrainConfig(epochs=40, lr=1e-12, patience=1, device="cpu"))
+    assert len(stalled.history) < 40
+    assert stalled.stop_reason.startswith("early stop: validation R@1 (ties: loss) has not improved for 1 epochs")
+
+
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
     heads = Heads(HeadConfig(6, 5, out_dim=4, hidden=(8,))).eval()
     path = tmp_path / "head.safetensors"

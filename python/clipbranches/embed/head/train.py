@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,12 +59,14 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """The trained heads (best validation epoch) and what happened per epoch."""
+    """The trained heads (best validation epoch), what happened per epoch, and why training
+    stopped (``stop_reason``, one sentence for people)."""
 
     heads: Heads
     best_epoch: int
     val_recall_at_1: float
     history: list[dict[str, float]] = field(default_factory=list)
+    stop_reason: str = ""
 
 
 def recall_at(image: torch.Tensor, text: torch.Tensor, ks: tuple[int, ...] = (1,)) -> dict[int, float]:
@@ -88,8 +91,14 @@ def train_heads(
     text_features: NDArray[Any],
     head: HeadConfig | None = None,
     config: TrainConfig | None = None,
+    *,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> TrainResult:
-    """Train image and text heads on ``n`` matching feature pairs."""
+    """Train image and text heads on ``n`` matching feature pairs.
+
+    ``on_epoch`` is called after every epoch with that epoch's record (``epoch``, ``loss``,
+    ``val_r1``, ``val_loss``, ``seconds``): the command line prints it as progress.
+    """
     config = config or TrainConfig()
     images, texts = _tensor(image_features, "image_features"), _tensor(text_features, "text_features")
     if len(images) != len(texts):
@@ -114,6 +123,7 @@ def train_heads(
     # easy sets R@1 saturates at 1.0 in the first epoch and would stop training there.
     best: tuple[tuple[float, float], int, dict[str, torch.Tensor]] = ((-1.0, 0.0), 0, {})
     history: list[dict[str, float]] = []
+    stop_reason = f"reached the epoch limit ({config.epochs})"
     for epoch in range(config.epochs):
         start = time.perf_counter()
         heads.train()
@@ -141,18 +151,29 @@ def train_heads(
             vi, vt = heads.encode_image(val_images), heads.encode_text(val_texts)
             r1 = recall_at(vi, vt)[1]
             val_loss = float(clip_loss(vi.float(), vt.float(), heads.logit_scale))
-        history.append(
-            {
-                "epoch": epoch,
-                "loss": total / max(1, batches),
-                "val_r1": r1,
-                "val_loss": val_loss,
-                "seconds": time.perf_counter() - start,
-            }
-        )
+        record = {
+            "epoch": epoch,
+            "loss": total / max(1, batches),
+            "val_r1": r1,
+            "val_loss": val_loss,
+            "seconds": time.perf_counter() - start,
+        }
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
         if (r1, -val_loss) > best[0]:
             best = ((r1, -val_loss), epoch, copy.deepcopy(heads.state_dict()))
         elif epoch - best[1] >= config.patience:
+            stop_reason = (
+                f"early stop: validation R@1 (ties: loss) has not improved for {config.patience} epochs "
+                f"since epoch {best[1]}"
+            )
             break
     heads.load_state_dict(best[2])
-    return TrainResult(heads=heads.eval(), best_epoch=best[1], val_recall_at_1=best[0][0], history=history)
+    return TrainResult(
+        heads=heads.eval(),
+        best_epoch=best[1],
+        val_recall_at_1=best[0][0],
+        history=history,
+        stop_reason=f"{stop_reason}; kept epoch {best[1]} (validation R@1 {best[0][0]:.3f})",
+    )
