@@ -41,7 +41,7 @@ from clipbranches.store.catalog import HEAD_FILE, Catalog
 
 if TYPE_CHECKING:
     from clipbranches.embed.encoders import Encoder
-    from clipbranches.embed.head import Heads
+    from clipbranches.embed.head import AnyHeads
 
 __all__ = ["STAGES", "SearchEngine"]
 
@@ -85,7 +85,7 @@ class SearchEngine:
         self.device = device
         self._lock = threading.Lock()
         self._encoder = encoder
-        self._heads: Heads | None = None
+        self._heads: AnyHeads | None = None
         if encoder is not None:
             self._check_encoder(encoder)
 
@@ -122,7 +122,7 @@ class SearchEngine:
                 "live in another space; open the engine with the catalog's encoder (the default)"
             )
 
-    def _towers(self) -> tuple[Encoder, Heads]:
+    def _towers(self) -> tuple[Encoder, AnyHeads]:
         with self._lock:
             if self._heads is None:
                 from clipbranches.embed.head import load_heads

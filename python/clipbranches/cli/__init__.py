@@ -110,6 +110,11 @@ def _searching(p: argparse.ArgumentParser, catalog_optional: bool) -> None:
 def _building_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
     t = sub.add_parser("train-head", help="train the image and text heads on (image, caption) pairs")
     t.add_argument("pairs", type=Path, help="a folder of images with .txt captions, or a CSV/parquet")
+    t.add_argument(
+        "--pseudo-captions",
+        action="store_true",
+        help="caption images that have none by the image tower's own ImageNet classifier (offline towers)",
+    )
     t.add_argument("out", type=Path, help="where to write the heads (.safetensors)")
     t.add_argument("--hidden", type=_count, nargs="+", default=[1024])
     t.add_argument("--out-dim", type=_count, default=32)
@@ -122,7 +127,13 @@ def _building_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
     i = sub.add_parser("ingest", help="encode an image collection into a catalog (resumable)")
     i.add_argument("source", type=Path, help="a folder of images, or a CSV/parquet with a path or url column")
     i.add_argument("catalog", type=Path)
-    i.add_argument("--head", type=Path, required=True, help="heads from train-head (.safetensors)")
+    i.add_argument(
+        "--head",
+        type=Path,
+        default=None,
+        help="heads from train-head (.safetensors); default: heads that need no captions "
+        "(open_clip: PCA-32 of its shared space; offline: ConSE + PCA-32)",
+    )
     i.add_argument("--chunk-size", type=_count, default=1024)
     i.add_argument("--overwrite", action="store_true")
     i.add_argument(

@@ -25,16 +25,31 @@ def train_head(args: argparse.Namespace) -> int:
     check_heads_path(args.out)  # before any encoding: a bad output path fails at once
     listing = list_source(args.pairs)
     captions = listing["caption"].to_list()
-    keep = [i for i, c in enumerate(captions) if c]
+    keep = list(range(len(captions))) if args.pseudo_captions else [i for i, c in enumerate(captions) if c]
     if len(keep) < 10:
-        raise InvalidArgumentError(f"{args.pairs}: {len(keep)} images with captions; at least 10 are needed")
+        what = "images" if args.pseudo_captions else "images with captions (or pass --pseudo-captions)"
+        raise InvalidArgumentError(f"{args.pairs}: {len(keep)} {what}; at least 10 are needed")
     encoder = make_encoder(args.encoder, device=args.device)
+    if args.pseudo_captions and encoder.identity.get("kind") != "offline":
+        raise InvalidArgumentError(
+            "--pseudo-captions needs the offline towers (their image classifier names each image); "
+            "open_clip's towers share a space already: ingest without --head"
+        )
     uris = [listing["uri"][i] for i in keep]
     start = time.perf_counter()
     parts = list(encode_files(encoder, uris, batch_size=args.batch_size, progress=not args.quiet))
     positions = np.concatenate([p for p, _ in parts])
     image_features = np.concatenate([f for _, f in parts])
-    text_features = encoder.encode_texts([captions[keep[i]] for i in positions.tolist()])
+    texts = [captions[keep[i]] for i in positions.tolist()]
+    pseudo = 0
+    if args.pseudo_captions:
+        from clipbranches.embed.encoders.imagenet import pseudo_captions
+
+        missing = [i for i, text in enumerate(texts) if not text]
+        for i, made in zip(missing, pseudo_captions(image_features[missing]), strict=True):
+            texts[i] = made
+        pseudo = len(missing)
+    text_features = encoder.encode_texts(texts)
     encoded = time.perf_counter() - start
     head = HeadConfig(encoder.image_dim, encoder.text_dim, out_dim=args.out_dim, hidden=tuple(args.hidden))
     config = TrainConfig(epochs=args.epochs, koleo_weight=args.koleo, seed=args.seed, device=args.device)
@@ -42,6 +57,7 @@ def train_head(args: argparse.Namespace) -> int:
     save_heads(result.heads, args.out)
     summary = {
         "pairs": len(positions),
+        "pseudo_captions": pseudo,
         "encode_seconds": round(encoded, 2),
         "epochs": len(result.history),
         "best_epoch": result.best_epoch,
@@ -51,6 +67,12 @@ def train_head(args: argparse.Namespace) -> int:
     }
     emit(summary, args.json)
     return 0
+
+
+def _default_heads_name(config: dict[str, Any]) -> str:
+    """What ingest without --head used, in words."""
+    how = "ConSE + PCA-32 of the class prompts" if config.get("join") == "conse" else "PCA-32 of the shared space"
+    return f"default, no captions needed ({how})"
 
 
 def _epoch_line(record: dict[str, float]) -> None:
@@ -69,7 +91,7 @@ def ingest(args: argparse.Namespace) -> int:
     from clipbranches.embed.ingest import ingest as run
 
     encoder = make_encoder(args.encoder, device=args.device)
-    heads = load_heads(args.head, device=getattr(encoder, "device", "cpu"))
+    heads = None if args.head is None else load_heads(args.head, device=getattr(encoder, "device", "cpu"))
     catalog, report = run(
         args.source,
         args.catalog,
@@ -83,6 +105,7 @@ def ingest(args: argparse.Namespace) -> int:
     )
     summary = {
         "catalog": str(catalog.path),
+        "heads": str(args.head) if args.head else _default_heads_name(catalog.manifest.get("head") or {}),
         "items": report.items,
         "skipped": len(report.skipped),
         "near_duplicates": len(report.near_duplicates),

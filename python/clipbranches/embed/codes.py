@@ -6,6 +6,7 @@ torch loads inside the functions (``import clipbranches.embed.codes`` stays ligh
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -20,20 +21,21 @@ from clipbranches.store.catalog import HEAD_FILE, THUMBS_DIR, Catalog
 from clipbranches.store.quantize import FixedRangeQuantizer, Quantizer
 
 if TYPE_CHECKING:
-    from clipbranches.embed.head import Heads
+    from clipbranches.embed.head import AnyHeads
 
 __all__ = ["project", "write_catalog"]
 
 
 def project(
-    heads: Heads, features: NDArray[np.float32], side: Literal["image", "text"], quantizer: Quantizer
+    heads: AnyHeads, features: NDArray[np.float32], side: Literal["image", "text"], quantizer: Quantizer
 ) -> NDArray[np.uint8]:
     """uint8 codes of tower ``features`` ``(n, dim)``: the ``side`` head (on the heads' device,
     without gradients) to unit vectors, then ``quantizer`` (a catalog's, so queries and items
     are quantized alike)."""
     import torch
 
-    device = next(heads.parameters()).device
+    # Projection heads hold only buffers, trained heads at least parameters.
+    device = next(itertools.chain(heads.parameters(), heads.buffers())).device
     with torch.no_grad():
         x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).to(device)
         z = heads.encode_text(x) if side == "text" else heads.encode_image(x)
@@ -46,7 +48,7 @@ def write_catalog(
     items: pl.DataFrame,
     *,
     encoder: Mapping[str, Any],
-    heads: Heads,
+    heads: AnyHeads,
     thumbnails: tuple[Path, NDArray[np.int64]] | None = None,
     overwrite: bool = False,
 ) -> Catalog:

@@ -39,7 +39,7 @@ from clipbranches.store.quantize import FixedRangeQuantizer
 
 if TYPE_CHECKING:
     from clipbranches.embed.encoders import Encoder
-    from clipbranches.embed.head import Heads
+    from clipbranches.embed.head import AnyHeads
 
 __all__ = ["IMAGE_SUFFIXES", "IngestReport", "ingest", "list_source"]
 
@@ -108,7 +108,7 @@ def ingest(
     catalog_path: str | os.PathLike[str],
     *,
     encoder: Encoder,
-    heads: Heads,
+    heads: AnyHeads | None = None,
     chunk_size: int = 1024,
     batch_size: int = 64,
     thumbnails: bool = True,
@@ -120,7 +120,9 @@ def ingest(
     """Ingest ``source`` into a new catalog at ``catalog_path`` (see the module docstring).
 
     ``heads`` maps the encoder's image features to the 32-d space (its config must match the
-    encoder's dims). Returns the opened catalog and what happened (skipped files with reasons,
+    encoder's dims); None gives the encoder's default heads, which need no captions
+    (:func:`clipbranches.embed.head.defaults.default_heads`).
+    Returns the opened catalog and what happened (skipped files with reasons,
     chunks reused from an interrupted run). Item ids are 0..n-1 in source order, skipped files
     left out; ``source_row`` keeps each item's row in the source listing.
 
@@ -137,6 +139,10 @@ def ingest(
         raise CatalogNotFoundError(f"cannot ingest into {target}: the folder {target.parent} {problem}")
     if target.exists() and not overwrite:
         raise _exists(target)
+    if heads is None:
+        from clipbranches.embed.head.defaults import default_heads
+
+        heads = default_heads(encoder)
     if heads.config.image_dim != encoder.image_dim:
         raise InvalidArgumentError(
             f"the head takes {heads.config.image_dim}-d image features, the encoder gives {encoder.image_dim}"
@@ -244,7 +250,7 @@ def _exists(target: Path) -> CatalogExistsError:
     return CatalogExistsError(f"{target} exists; pass overwrite=True (--overwrite on the command line) to replace it")
 
 
-def _weights_digest(heads: Heads) -> str:
+def _weights_digest(heads: AnyHeads) -> str:
     """A digest of the head's weights: chunks hold codes, so another head means other codes."""
     import hashlib
 
@@ -255,7 +261,7 @@ def _weights_digest(heads: Heads) -> str:
     return digest.hexdigest()
 
 
-def _head_codes(heads: Heads) -> Callable[[NDArray[np.float32]], NDArray[np.uint8]]:
+def _head_codes(heads: AnyHeads) -> Callable[[NDArray[np.float32]], NDArray[np.uint8]]:
     """Image features -> the head's unit vectors -> uint8 codes (the paper's quantizer)."""
     quantizer = FixedRangeQuantizer()
     return lambda features: project(heads, features, "image", quantizer)

@@ -13,12 +13,20 @@ require("the 32-d heads (text and image queries, ingest, train-head)", "offline"
 
 from clipbranches.embed.head.loss import clip_loss, koleo_loss  # noqa: E402
 from clipbranches.embed.head.model import HeadConfig, Heads  # noqa: E402
+from clipbranches.embed.head.projection import ProjectionConfig, ProjectionHeads, fit_projection_heads  # noqa: E402
 from clipbranches.embed.head.store import load_heads, save_heads  # noqa: E402
 from clipbranches.embed.head.train import TrainConfig, TrainResult, train_heads  # noqa: E402
 
+#: Either kind of heads: trained (:class:`Heads`) or a fixed projection (:class:`ProjectionHeads`).
+AnyHeads = Heads | ProjectionHeads
+
 __all__ = [
+    "AnyHeads",
     "HeadConfig",
     "Heads",
+    "ProjectionConfig",
+    "ProjectionHeads",
+    "fit_projection_heads",
     "TrainConfig",
     "TrainResult",
     "clip_loss",

@@ -10,6 +10,7 @@ import torch
 
 from clipbranches._io import atomic_write, check_path
 from clipbranches.embed.head.model import HeadConfig, Heads
+from clipbranches.embed.head.projection import ProjectionConfig, ProjectionHeads
 from clipbranches.exceptions import CatalogFormatError, InvalidArgumentError
 
 __all__ = ["check_heads_path", "load_heads", "save_heads"]
@@ -34,7 +35,7 @@ def check_heads_path(path: str | os.PathLike[str]) -> Path:
     return target
 
 
-def save_heads(heads: Heads, path: str | os.PathLike[str]) -> None:
+def save_heads(heads: Heads | ProjectionHeads, path: str | os.PathLike[str]) -> None:
     """Write ``heads`` to ``path`` (:func:`clipbranches._io.atomic_write`: never half-written).
 
     Raises
@@ -53,8 +54,9 @@ def save_heads(heads: Heads, path: str | os.PathLike[str]) -> None:
     atomic_write(target, save(state, metadata=metadata), "head file")
 
 
-def load_heads(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Heads:
-    """Read heads written by :func:`save_heads` (in eval mode)."""
+def load_heads(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Heads | ProjectionHeads:
+    """Read heads written by :func:`save_heads` (in eval mode): trained heads, or projection
+    heads (``"kind": "projection"`` in the stored config)."""
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
@@ -68,8 +70,16 @@ def load_heads(path: str | os.PathLike[str], device: str | torch.device = "cpu")
             raise CatalogFormatError(f"{path}: not a clipbranches head file")
         if metadata.get("version") != "1":
             raise CatalogFormatError(f"{path}: head file version {metadata.get('version')} is not supported")
-        heads = Heads(HeadConfig.from_dict(json.loads(metadata["config"])))
+        config = json.loads(metadata["config"])
+        kind = config.get("kind", "mlp") if isinstance(config, dict) else None
+        if kind not in ("mlp", ProjectionConfig.kind):
+            raise CatalogFormatError(f"{path}: heads of an unknown kind {kind!r}")
+        heads: Heads | ProjectionHeads = (
+            ProjectionHeads(ProjectionConfig.from_dict(config))
+            if kind == "projection"
+            else Heads(HeadConfig.from_dict(config))
+        )
         heads.load_state_dict(load_file(str(path), device=str(device)))
-    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as e:
+    except (OSError, ValueError, RuntimeError, KeyError, InvalidArgumentError, SafetensorError) as e:
         raise CatalogFormatError(f"{path}: unreadable head file ({e})") from e
     return heads.to(device).eval()
