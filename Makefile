@@ -93,8 +93,18 @@ wheel: $(STAMPS)/venv ## Build the abi3 wheel (CPython >= 3.10) and the terminal
 	@ls dist/*.whl
 
 CORE_WHEEL = $(firstword $(wildcard dist/clipbranches-[0-9]*.whl))
-wheel-check: wheel ## Install the wheels into throwaway venvs (bare; with the tui extra) and use them from outside the repo
-	rm -rf target/wheel-check target/wheel-check-tui
+# The all extra needs torch, and PyPI's Linux torch is the CUDA build: gigabytes to download and
+# unpack on every run. So the all venv borrows the project venv's own torch, torchvision and
+# their triton/nvidia/cuda wheels: tests/torch_farm.py links exactly those packages' folders
+# into target/wheel-check-all-torch (outside the venv, so pip never uninstalls through the
+# links), names it in a .pth, and pins them in a constraints file, so pip counts torch as
+# installed and fetches only the rest. Nothing else of .venv is visible (not its editable
+# clipbranches): the check still runs the wheels. The venv comes from $(PY), the CPython torch
+# was built for.
+ALL_VENV := target/wheel-check-all
+ALL_TORCH := target/wheel-check-all-torch
+wheel-check: wheel ## Install the wheels into throwaway venvs (bare; tui extra; all extras) and use them from outside the repo
+	rm -rf target/wheel-check target/wheel-check-tui $(ALL_VENV) $(ALL_TORCH)
 	$(PYTHON) -m venv target/wheel-check
 	target/wheel-check/bin/python -m pip install --quiet $(CORE_WHEEL)
 	cd target && wheel-check/bin/python $(CURDIR)/tests/wheel_smoke.py
@@ -102,6 +112,11 @@ wheel-check: wheel ## Install the wheels into throwaway venvs (bare; with the tu
 	target/wheel-check-tui/bin/python -m pip install --quiet --find-links dist "$(CORE_WHEEL)[tui]"
 	target/wheel-check-tui/bin/clipbranches tui --help >/dev/null
 	target/wheel-check-tui/bin/python -c "from importlib.metadata import entry_points as e; (p,) = e(group='clipbranches.ui', name='tui'); p.load(); print('tui extra OK')"
+	$(PY) -m venv $(ALL_VENV)
+	$(PY) tests/torch_farm.py $(ALL_TORCH) $(ALL_VENV)
+	$(ALL_VENV)/bin/python -m pip install --quiet --find-links dist -c $(ALL_TORCH)/constraints.txt "$(CORE_WHEEL)[all]"
+	cd target && wheel-check-all/bin/python -c "import clipbranches, torch; print(clipbranches.__file__, torch.__file__)"
+	cd target && wheel-check-all/bin/python $(CURDIR)/tests/wheel_smoke_all.py
 
 # --- fuzzing, benchmarks, demo ---------------------------------------------------------------
 
