@@ -92,3 +92,61 @@ def test_pseudo_captions_need_the_offline_towers(
     args = ["train-head", str(folder), str(tmp_path / "h"), "--pseudo-captions", "--encoder", spec, *CPU]
     assert main(args) == 2
     assert "needs the offline towers" in capsys.readouterr().err
+
+
+def test_kept_features_train_and_reproject_without_encoding_again(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from clipbranches.embed import encoders
+    from clipbranches.embed.codes import FEATURES_FILE, load_features
+
+    catalog = tmp_path / "kept"
+    assert main(["ingest", str(folder), str(catalog), "--keep-features", *CPU]) == 0
+    capsys.readouterr()
+    first = Catalog.open(catalog)
+    kept = load_features(first)
+    items, codes = first.items, np.array(first.codes)  # read before the catalog is replaced
+    assert kept.shape == (len(first), 1280)
+    assert kept.dtype == np.float16
+
+    def no_encoding(*args: object, **kwargs: object) -> None:
+        raise AssertionError("encoded images again")
+
+    monkeypatch.setattr(encoders, "encode_files", no_encoding)
+    head = tmp_path / "h.safetensors"
+    train = ["train-head", str(catalog), str(head), "--pseudo-captions", "--epochs", "3", "--hidden", "32"]
+    assert main([*train, *CPU, "--json"]) == 0
+    assert _json(capsys)["pseudo_captions"] == len(items)
+
+    assert main(["reproject", str(catalog), str(catalog), "--head", str(head), "--overwrite", "--json"]) == 0
+    assert _json(capsys)["items"] == len(items)
+    again = Catalog.open(catalog)
+    assert again.manifest["head"].get("kind", "mlp") == "mlp"  # trained heads now
+    assert again.items.equals(items)
+    assert (catalog / FEATURES_FILE).is_file()
+    assert len(list((catalog / "thumbs").iterdir())) == len(items)
+    assert main(["search", str(catalog), "a cat", "-k", "3", "--json"]) == 0
+    # Back to the default heads from the float16 features: the codes ingest made from float32.
+    assert main(["reproject", str(catalog), str(tmp_path / "back"), "--json"]) == 0
+    capsys.readouterr()
+    difference = np.abs(Catalog.open(tmp_path / "back").codes.astype(int) - codes.astype(int))
+    assert difference.max() <= 2
+    assert (difference == 0).mean() > 0.9
+
+
+def test_reproject_needs_kept_features_and_refuses_damaged_ones(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from clipbranches.embed.codes import FEATURES_FILE
+
+    catalog = tmp_path / "plain"
+    assert main(["ingest", str(folder), str(catalog), *CPU]) == 0
+    capsys.readouterr()
+    assert main(["reproject", str(catalog), str(tmp_path / "x")]) == 2
+    assert "keeps no tower features" in capsys.readouterr().err
+    (catalog / FEATURES_FILE).write_bytes(b"not numpy")
+    assert main(["reproject", str(catalog), str(tmp_path / "x")]) == 2
+    assert "unreadable features" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

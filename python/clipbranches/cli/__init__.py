@@ -109,7 +109,11 @@ def _searching(p: argparse.ArgumentParser, catalog_optional: bool) -> None:
 
 def _building_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
     t = sub.add_parser("train-head", help="train the image and text heads on (image, caption) pairs")
-    t.add_argument("pairs", type=Path, help="a folder of images with .txt captions, or a CSV/parquet")
+    t.add_argument(
+        "pairs",
+        type=Path,
+        help="a folder of images with .txt captions, a CSV/parquet, or a catalog ingested with --keep-features",
+    )
     t.add_argument(
         "--pseudo-captions",
         action="store_true",
@@ -141,8 +145,22 @@ def _building_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
         action="store_true",
         help="leave out images whose codes equal an earlier image's (always listed; exact copies are always skipped)",
     )
+    i.add_argument(
+        "--keep-features",
+        action="store_true",
+        help="keep the image tower's features (float16) so `reproject` can apply other heads without encoding again",
+    )
     _encoding(i)
     i.set_defaults(run=build.ingest)
+
+    p = sub.add_parser("reproject", help="new codes from other heads, using the features a catalog kept")
+    p.add_argument("catalog", type=Path, help="a catalog ingested with --keep-features")
+    p.add_argument("out", type=Path, help="the new catalog (may be CATALOG itself, with --overwrite)")
+    p.add_argument("--head", type=Path, default=None, help="heads from train-head (default: the default heads)")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available)")
+    _output(p)
+    p.set_defaults(run=build.reproject)
 
     x = sub.add_parser("index", help="build (or rebuild) a catalog's index")
     x.add_argument("catalog", type=Path)

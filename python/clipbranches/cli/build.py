@@ -6,57 +6,53 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from clipbranches.exceptions import ClipBranchesError, InvalidArgumentError
 from clipbranches.store.catalog import HEAD_FILE, THUMBS_DIR, Catalog
 
-__all__ = ["emit", "index", "info", "ingest", "train_head", "verify"]
+if TYPE_CHECKING:
+    from clipbranches.embed.encoders import Encoder
+
+__all__ = ["emit", "index", "info", "ingest", "reproject", "train_head", "verify"]
 
 
 def train_head(args: argparse.Namespace) -> int:
-    from clipbranches.embed.encoders import encode_files, make_encoder
     from clipbranches.embed.head import HeadConfig, TrainConfig, save_heads, train_heads
     from clipbranches.embed.head.store import check_heads_path
-    from clipbranches.embed.ingest import list_source
 
     check_heads_path(args.out)  # before any encoding: a bad output path fails at once
-    listing = list_source(args.pairs)
-    captions = listing["caption"].to_list()
-    keep = list(range(len(captions))) if args.pseudo_captions else [i for i, c in enumerate(captions) if c]
-    if len(keep) < 10:
-        what = "images" if args.pseudo_captions else "images with captions (or pass --pseudo-captions)"
-        raise InvalidArgumentError(f"{args.pairs}: {len(keep)} {what}; at least 10 are needed")
-    encoder = make_encoder(args.encoder, device=args.device)
-    if args.pseudo_captions and encoder.identity.get("kind") != "offline":
-        raise InvalidArgumentError(
-            "--pseudo-captions needs the offline towers (their image classifier names each image); "
-            "open_clip's towers share a space already: ingest without --head"
-        )
-    uris = [listing["uri"][i] for i in keep]
     start = time.perf_counter()
-    parts = list(encode_files(encoder, uris, batch_size=args.batch_size, progress=not args.quiet))
-    positions = np.concatenate([p for p, _ in parts])
-    image_features = np.concatenate([f for _, f in parts])
-    texts = [captions[keep[i]] for i in positions.tolist()]
+    encoder, image_features, texts = (_catalog_pairs if Catalog.is_catalog(args.pairs) else _file_pairs)(args)
     pseudo = 0
     if args.pseudo_captions:
+        if encoder.identity.get("kind") != "offline":
+            raise InvalidArgumentError(
+                "--pseudo-captions needs the offline towers (their image classifier names each image); "
+                "open_clip's towers share a space already: ingest without --head"
+            )
         from clipbranches.embed.encoders.imagenet import pseudo_captions
 
         missing = [i for i, text in enumerate(texts) if not text]
         for i, made in zip(missing, pseudo_captions(image_features[missing]), strict=True):
             texts[i] = made
         pseudo = len(missing)
-    text_features = encoder.encode_texts(texts)
+    keep = [i for i, text in enumerate(texts) if text]
+    if len(keep) < 10:
+        what = "images" if args.pseudo_captions else "images with captions (or pass --pseudo-captions)"
+        raise InvalidArgumentError(f"{args.pairs}: {len(keep)} {what}; at least 10 are needed")
+    text_features = encoder.encode_texts([str(texts[i]) for i in keep])
     encoded = time.perf_counter() - start
     head = HeadConfig(encoder.image_dim, encoder.text_dim, out_dim=args.out_dim, hidden=tuple(args.hidden))
     config = TrainConfig(epochs=args.epochs, koleo_weight=args.koleo, seed=args.seed, device=args.device)
-    result = train_heads(image_features, text_features, head, config, on_epoch=None if args.quiet else _epoch_line)
+    on_epoch = None if args.quiet else _epoch_line
+    result = train_heads(image_features[keep], text_features, head, config, on_epoch=on_epoch)
     save_heads(result.heads, args.out)
     summary = {
-        "pairs": len(positions),
+        "pairs": len(keep),
         "pseudo_captions": pseudo,
         "encode_seconds": round(encoded, 2),
         "epochs": len(result.history),
@@ -64,6 +60,59 @@ def train_head(args: argparse.Namespace) -> int:
         "val_recall_at_1": round(result.val_recall_at_1, 4),
         "stopped": result.stop_reason,
         "out": str(args.out),
+    }
+    emit(summary, args.json)
+    return 0
+
+
+def _file_pairs(args: argparse.Namespace) -> tuple[Encoder, NDArray[np.float32], list[str | None]]:
+    """The encoder, image features and captions (None: none) of a folder or table of images;
+    without --pseudo-captions only the captioned images are encoded."""
+    from clipbranches.embed.encoders import encode_files, make_encoder
+    from clipbranches.embed.ingest import list_source
+
+    listing = list_source(args.pairs)
+    captions = listing["caption"].to_list()
+    keep = list(range(len(captions))) if args.pseudo_captions else [i for i, c in enumerate(captions) if c]
+    encoder = make_encoder(args.encoder, device=args.device)
+    if not keep:
+        return encoder, np.zeros((0, encoder.image_dim), np.float32), []
+    uris = [listing["uri"][i] for i in keep]
+    parts = list(encode_files(encoder, uris, batch_size=args.batch_size, progress=not args.quiet))
+    positions = np.concatenate([p for p, _ in parts])
+    return encoder, np.concatenate([f for _, f in parts]), [captions[keep[i]] for i in positions.tolist()]
+
+
+def _catalog_pairs(args: argparse.Namespace) -> tuple[Encoder, NDArray[np.float32], list[str | None]]:
+    """The same from a catalog's kept features and its items' captions: nothing is encoded but
+    the captions, by the catalog's own encoder (``--encoder`` does not apply)."""
+    from clipbranches.embed.codes import load_features
+    from clipbranches.embed.encoders import make_encoder
+
+    catalog = Catalog.open(args.pairs)
+    features = np.asarray(load_features(catalog), np.float32)
+    encoder = make_encoder(catalog.encoder or {}, device=args.device)
+    return encoder, features, catalog.items["caption"].to_list()
+
+
+def reproject(args: argparse.Namespace) -> int:
+    from clipbranches.embed.codes import reproject as run
+    from clipbranches.embed.encoders import make_encoder
+    from clipbranches.embed.head import load_heads
+    from clipbranches.embed.head.defaults import default_heads
+
+    source = Catalog.open(args.catalog)
+    start = time.perf_counter()
+    if args.head is not None:
+        heads = load_heads(args.head, device=args.device or "cpu")
+    else:
+        heads = default_heads(make_encoder(source.encoder or {}, device=args.device))
+    catalog = run(source, args.out, heads, overwrite=args.overwrite)
+    summary = {
+        "catalog": str(catalog.path),
+        "items": len(catalog),
+        "heads": str(args.head) if args.head else _default_heads_name(heads.config.to_dict()),
+        "seconds": round(time.perf_counter() - start, 2),
     }
     emit(summary, args.json)
     return 0
@@ -101,6 +150,7 @@ def ingest(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         overwrite=args.overwrite,
         drop_near_duplicates=args.drop_near_duplicates,
+        keep_features=args.keep_features,
         progress=not args.quiet,
     )
     summary = {

@@ -114,6 +114,7 @@ def ingest(
     thumbnails: bool = True,
     overwrite: bool = False,
     drop_near_duplicates: bool = False,
+    keep_features: bool = False,
     progress: bool = False,
     on_chunk: Callable[[int, int], None] | None = None,
 ) -> tuple[Catalog, IngestReport]:
@@ -129,6 +130,10 @@ def ingest(
     Exact duplicates (the same bytes as an earlier file) are skipped; near-duplicates (the same
     codes as an earlier item) are listed in the report and left out of the catalog only with
     ``drop_near_duplicates=True``.
+
+    ``keep_features=True`` keeps the image tower's features (float16, ``features.npy``) so that
+    other heads can re-project the catalog later without encoding again
+    (:func:`clipbranches.embed.codes.reproject`); it costs ``2 * image_dim`` bytes per item.
 
     ``on_chunk(done, chunks)`` is called after each chunk is safely written (progress for a
     caller's own display; an exception raised there stops the ingest, resumable).
@@ -159,6 +164,7 @@ def ingest(
         "head": heads.config.to_dict(),
         "weights": _weights_digest(heads),
         "chunk": chunk_size,
+        "keep_features": keep_features,
     }
     heads.eval()
     report = IngestReport()
@@ -169,8 +175,8 @@ def ingest(
             encoder,
             listing["uri"].to_list(),
             work,
-            transform=_head_codes(heads),
-            width=heads.config.out_dim,
+            transform=_head_codes(heads, keep_features),
+            width=heads.config.out_dim + (2 * encoder.image_dim if keep_features else 0),
             dtype=np.uint8,
             fingerprint=fingerprint,
             chunk_size=chunk_size,
@@ -180,6 +186,8 @@ def ingest(
             report=report,
             on_chunk=on_chunk,
         )
+        # Chunks hold each item's codes, then (kept on request) its float16 features as bytes.
+        codes, features = codes[:, : heads.config.out_dim], codes[:, heads.config.out_dim :]
         uris = listing["uri"].to_list()
         keep = _first_copies(report.digests)
         report.skipped += [(uris[positions[i]], f"duplicate of {uris[positions[first]]}") for i, first in _later(keep)]
@@ -190,6 +198,7 @@ def ingest(
         chosen = near if drop_near_duplicates else keep
         kept = chosen == np.arange(len(chosen))
         positions, codes, sizes = positions[kept], codes[kept], report.sizes[kept]
+        kept_features = np.ascontiguousarray(features[kept]).view(np.float16) if keep_features else None
         report.sizes, report.digests = sizes, report.digests[kept]  # one row per item, as written
         items = listing[positions.tolist()].with_columns(
             pl.Series("width", sizes[:, 0], dtype=pl.Int32),
@@ -205,6 +214,7 @@ def ingest(
             encoder=encoder.identity,
             heads=heads,
             thumbnails=(work / "thumbs", positions) if thumbnails else None,
+            features=kept_features,
             overwrite=overwrite,
         )
         shutil.rmtree(work, ignore_errors=True)
@@ -261,7 +271,16 @@ def _weights_digest(heads: AnyHeads) -> str:
     return digest.hexdigest()
 
 
-def _head_codes(heads: AnyHeads) -> Callable[[NDArray[np.float32]], NDArray[np.uint8]]:
-    """Image features -> the head's unit vectors -> uint8 codes (the paper's quantizer)."""
+def _head_codes(heads: AnyHeads, keep_features: bool) -> Callable[[NDArray[np.float32]], NDArray[np.uint8]]:
+    """Image features -> the head's unit vectors -> uint8 codes (the paper's quantizer), followed
+    by the features themselves as float16 bytes when they are kept."""
     quantizer = FixedRangeQuantizer()
-    return lambda features: project(heads, features, "image", quantizer)
+
+    def transform(features: NDArray[np.float32]) -> NDArray[np.uint8]:
+        codes = project(heads, features, "image", quantizer)
+        if not keep_features:
+            return codes
+        half = np.ascontiguousarray(features, np.float16).view(np.uint8)
+        return np.concatenate([codes, half], axis=1)
+
+    return transform
