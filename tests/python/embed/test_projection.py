@@ -144,3 +144,24 @@ def test_the_offline_default_is_conse_over_the_imagenet_prompts() -> None:
     heads = default_heads(OfflineEncoder(device="cpu"))
     assert heads.config == ProjectionConfig(1280, 256, 32, "conse", 1000, 10)
     assert heads.config.to_dict()["kind"] == "projection"
+
+
+def test_the_open_clip_default_is_a_pca_of_its_shared_space(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("open_clip")
+    from clipbranches.embed.encoders import OpenClipEncoder
+    from clipbranches.embed.encoders.imagenet import imagenet_classes
+    from clipbranches.embed.head import defaults
+
+    # 64 of the 1,000 prompts: the text tower on a CPU takes minutes for all of them.
+    assert len(imagenet_classes("open_clip")) == 1000
+    monkeypatch.setattr(defaults, "imagenet_classes", lambda source: imagenet_classes(source)[:64])
+    encoder = OpenClipEncoder("ViT-B-32", pretrained=None, device="cpu")
+    heads = default_heads(encoder)
+    assert heads.config == ProjectionConfig(512, 512, 32, "shared", 0, 10)
+    rng = np.random.default_rng(0)
+    from PIL import Image
+
+    images = [Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)) for _ in range(3)]
+    with torch.no_grad():
+        z = heads.encode_image(torch.from_numpy(encoder.encode_images(images))).numpy()
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-5)
