@@ -16,7 +16,6 @@ cosine (shown as 1 - cosine). The ``OfflineEncoder()`` row is the encoder as ing
 from __future__ import annotations
 
 import argparse
-import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -135,9 +134,9 @@ def main() -> None:
     net = baseline._net
     options: list[tuple[str, Callable[[], backends.Runner]]] = [
         ("torch fp32 (baseline)", lambda: backends.torch_runner(net, "cpu")),
-        (f"onnxruntime fp32 ({max(1, (os.cpu_count() or 2) // 2)} thr)", lambda: backends.onnx_runner(net)),
-        ("onnxruntime, all CPUs", lambda: backends.onnx_runner(net, threads=os.cpu_count() or 1)),
-        ("onnxruntime, all, spin", lambda: backends.onnx_runner(net, threads=os.cpu_count() or 1, spin=True)),
+        ("onnxruntime fp32", lambda: backends.onnx_runner(net)),
+        ("onnxruntime, spinning", lambda: backends.onnx_runner(net, spin=True)),
+        ("onnxruntime, 1 thread", lambda: backends.onnx_runner(net, threads=1)),
     ]
     if args.jit:
         options.append(("torch.jit frozen fp32", lambda: jit_runner(net)))
