@@ -101,8 +101,8 @@ def onnx_runner(net: Any, *, threads: int | None = None, spin: bool = False) -> 
     ``threads``: the model's threads (default: ONNX Runtime's, one per physical core; on 2
     CPUs both threads gave 1.44x the end-to-end images/s of one, though the decode pool of
     :func:`encode_files` shares them). ``spin``: whether idle worker threads spin-wait; off by
-    default, as spinning threads take the CPUs the decode pool needs (1.12x end to end with it
-    off on 2 CPUs, the same model-only)."""
+    default, as spinning threads take the CPUs the decode pool needs (on 2 CPUs, end to end:
+    1.0-1.1x with it off on a quiet machine, 1.15-1.35x while other work shares the CPUs)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
