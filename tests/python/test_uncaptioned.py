@@ -150,3 +150,28 @@ def test_reproject_needs_kept_features_and_refuses_damaged_ones(
     assert main(["reproject", str(catalog), str(tmp_path / "x")]) == 2
     assert "unreadable features" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_default_heads_are_fitted_on_the_catalogs_own_images(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+    import torch
+
+    from clipbranches.embed.codes import load_features, project_images
+    from clipbranches.embed.head import defaults, load_heads
+
+    monkeypatch.setattr(defaults, "MIN_FIT_IMAGES", 10)  # the folder's 33 images are enough here
+    catalog = tmp_path / "fitted"
+    assert main(["ingest", str(folder), str(catalog), "--keep-features", *CPU]) == 0
+    capsys.readouterr()
+    opened = Catalog.open(catalog)
+    heads = load_heads(catalog / "head.safetensors")
+    features = np.asarray(load_features(opened), np.float32)
+    with torch.no_grad():
+        joined = heads.to_space(torch.from_numpy(features)).numpy()
+    np.testing.assert_allclose(heads.image_mean.numpy(), joined.mean(axis=0), atol=1e-5)
+    np.testing.assert_array_equal(heads.text_mean.numpy(), heads.image_mean.numpy())  # ConSE: one mean
+    np.testing.assert_array_equal(project_images(heads, load_features(opened)), opened.codes)
+    assert main(["search", str(catalog), "a cat", "-k", "3", "--json"]) == 0
+    assert _json(capsys)["total"] == 3

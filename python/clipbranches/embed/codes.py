@@ -24,7 +24,7 @@ from clipbranches.store.quantize import FixedRangeQuantizer, Quantizer
 if TYPE_CHECKING:
     from clipbranches.embed.head import AnyHeads
 
-__all__ = ["FEATURES_FILE", "load_features", "project", "reproject", "write_catalog"]
+__all__ = ["FEATURES_FILE", "load_features", "project", "project_images", "reproject", "write_catalog"]
 
 #: The image tower's features of every item (float16, one row per item id), kept on request so
 #: that new heads can re-project a catalog without encoding its images again.
@@ -94,6 +94,13 @@ def write_catalog(
     )
 
 
+def project_images(heads: AnyHeads, features: NDArray[np.floating[Any]]) -> NDArray[np.uint8]:
+    """uint8 codes of many image feature rows (float16 or float32), a block at a time."""
+    quantizer = FixedRangeQuantizer()
+    blocks = [project(heads, features[i : i + _BLOCK], "image", quantizer) for i in range(0, len(features), _BLOCK)]
+    return np.concatenate([np.zeros((0, heads.config.out_dim), np.uint8), *blocks])
+
+
 def load_features(catalog: Catalog) -> NDArray[np.float16]:
     """The tower features a catalog kept (memory-mapped, ``(len(catalog), image_dim)`` float16).
 
@@ -137,11 +144,7 @@ def reproject(catalog: Catalog, target: str | os.PathLike[str], heads: AnyHeads,
         raise DimensionMismatchError(
             f"the heads take {heads.config.image_dim}-d image features, the catalog kept {features.shape[1]}-d"
         )
-    quantizer = FixedRangeQuantizer()
-    codes = np.concatenate(
-        [np.zeros((0, heads.config.out_dim), np.uint8)]
-        + [project(heads, features[i : i + _BLOCK], "image", quantizer) for i in range(0, len(features), _BLOCK)]
-    )
+    codes = project_images(heads, features)
     thumbs = catalog.path / THUMBS_DIR
     return write_catalog(
         target,

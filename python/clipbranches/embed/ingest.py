@@ -144,11 +144,12 @@ def ingest(
         raise CatalogNotFoundError(f"cannot ingest into {target}: the folder {target.parent} {problem}")
     if target.exists() and not overwrite:
         raise _exists(target)
+    fitted = heads is None  # the default heads, fitted on this catalog's images once they are encoded
     if heads is None:
-        from clipbranches.embed.head.defaults import default_heads
+        from clipbranches.embed.head.defaults import check_default_heads
 
-        heads = default_heads(encoder)
-    if heads.config.image_dim != encoder.image_dim:
+        check_default_heads(encoder)
+    elif heads.config.image_dim != encoder.image_dim:
         raise InvalidArgumentError(
             f"the head takes {heads.config.image_dim}-d image features, the encoder gives {encoder.image_dim}"
         )
@@ -161,12 +162,17 @@ def ingest(
     fingerprint = {
         "rows": len(listing),
         "encoder": encoder.identity,
-        "head": heads.config.to_dict(),
-        "weights": _weights_digest(heads),
+        "head": "default, fitted on the catalog" if heads is None else heads.config.to_dict(),
+        "weights": "" if heads is None else _weights_digest(heads),
         "chunk": chunk_size,
         "keep_features": keep_features,
     }
-    heads.eval()
+    if heads is not None:
+        heads.eval()
+    # Chunks hold each item's codes (none yet when the heads are fitted at the end), then its
+    # float16 features as bytes (kept on request, and always needed to fit the heads).
+    out_dim = 0 if heads is None else heads.config.out_dim
+    with_features = keep_features or fitted
     report = IngestReport()
     with work_lock(work, f"ingest into {target}"):
         if target.exists() and not overwrite:  # made while this run was listing
@@ -175,8 +181,8 @@ def ingest(
             encoder,
             listing["uri"].to_list(),
             work,
-            transform=_head_codes(heads, keep_features),
-            width=heads.config.out_dim + (2 * encoder.image_dim if keep_features else 0),
+            transform=_head_codes(heads, with_features),
+            width=out_dim + (2 * encoder.image_dim if with_features else 0),
             dtype=np.uint8,
             fingerprint=fingerprint,
             chunk_size=chunk_size,
@@ -186,10 +192,16 @@ def ingest(
             report=report,
             on_chunk=on_chunk,
         )
-        # Chunks hold each item's codes, then (kept on request) its float16 features as bytes.
-        codes, features = codes[:, : heads.config.out_dim], codes[:, heads.config.out_dim :]
+        codes, features = codes[:, :out_dim], codes[:, out_dim:]
         uris = listing["uri"].to_list()
         keep = _first_copies(report.digests)
+        if heads is None:
+            from clipbranches.embed.codes import project_images
+            from clipbranches.embed.head.defaults import default_heads
+
+            half = np.ascontiguousarray(features).view(np.float16)
+            heads = default_heads(encoder, half[keep == np.arange(len(keep))])  # exact copies count once
+            codes = project_images(heads, half)
         report.skipped += [(uris[positions[i]], f"duplicate of {uris[positions[first]]}") for i, first in _later(keep)]
         near = _first_copies(_code_keys(codes), within=keep)
         report.near_duplicates = [
@@ -271,14 +283,16 @@ def _weights_digest(heads: AnyHeads) -> str:
     return digest.hexdigest()
 
 
-def _head_codes(heads: AnyHeads, keep_features: bool) -> Callable[[NDArray[np.float32]], NDArray[np.uint8]]:
-    """Image features -> the head's unit vectors -> uint8 codes (the paper's quantizer), followed
-    by the features themselves as float16 bytes when they are kept."""
+def _head_codes(heads: AnyHeads | None, with_features: bool) -> Callable[[NDArray[np.float32]], NDArray[np.uint8]]:
+    """Image features -> the head's unit vectors -> uint8 codes (the paper's quantizer; none
+    without heads), followed by the features themselves as float16 bytes when wanted."""
     quantizer = FixedRangeQuantizer()
 
     def transform(features: NDArray[np.float32]) -> NDArray[np.uint8]:
-        codes = project(heads, features, "image", quantizer)
-        if not keep_features:
+        codes = (
+            np.zeros((len(features), 0), np.uint8) if heads is None else project(heads, features, "image", quantizer)
+        )
+        if not with_features:
             return codes
         half = np.ascontiguousarray(features, np.float16).view(np.uint8)
         return np.concatenate([codes, half], axis=1)

@@ -165,3 +165,23 @@ def test_the_open_clip_default_is_a_pca_of_its_shared_space(monkeypatch: pytest.
     with torch.no_grad():
         z = heads.encode_image(torch.from_numpy(encoder.encode_images(images))).numpy()
     np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-5)
+
+
+def test_default_heads_fit_on_enough_images_and_sample_many(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("wordllama")
+    from clipbranches.embed.encoders import OfflineEncoder
+    from clipbranches.embed.head import defaults
+
+    encoder = OfflineEncoder(device="cpu")
+    rng = np.random.default_rng(4)
+    images = np.abs(rng.normal(size=(40, 1280))).astype(np.float32)
+    on_prompts = default_heads(encoder)
+    assert torch.equal(default_heads(encoder, images).components, on_prompts.components)  # 40 < MIN_FIT_IMAGES
+    monkeypatch.setattr(defaults, "MIN_FIT_IMAGES", 20)
+    fitted = default_heads(encoder, images)
+    assert not torch.equal(fitted.components, on_prompts.components)
+    monkeypatch.setattr(defaults, "MAX_FIT_IMAGES", 20)  # an evenly spaced sample of 20 rows
+    sampled = default_heads(encoder, images)
+    assert torch.equal(
+        sampled.components, default_heads(encoder, images[np.linspace(0, 39, 20).astype(int)]).components
+    )

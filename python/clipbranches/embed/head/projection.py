@@ -141,6 +141,7 @@ def fit_projection_heads(
     out_dim: int = 32,
     classifier: tuple[NDArray[np.floating], NDArray[np.floating]] | None = None,
     top: int = 10,
+    one_mean: bool = False,
 ) -> ProjectionHeads:
     """Projection heads fitted without captions.
 
@@ -150,7 +151,9 @@ def fit_projection_heads(
     features of the catalog, or None to fit on the prompts alone (no data needed: the same
     heads for every catalog). The PCA is fitted on the images' unit vectors in the shared
     space when given, else on the prompts'; each side is centred on its own mean (images: the
-    catalog's, or the prompts' when no images are given).
+    catalog's, or the prompts' when no images are given), or with ``one_mean`` both on the
+    images' (right for ConSE, whose images are mixtures of the prompts: there is no gap to
+    correct, and the catalog's mean is where its queries should be measured from).
     """
     texts = np.asarray(prompts, np.float32)
     if texts.ndim != 2 or len(texts) < 2:
@@ -174,5 +177,5 @@ def fit_projection_heads(
             fitted = heads.to_space(torch.from_numpy(np.asarray(images, np.float32))).numpy()
     heads.components.copy_(torch.from_numpy(pca_components(fitted, out_dim)))
     heads.image_mean.copy_(torch.from_numpy(fitted.mean(axis=0).astype(np.float32)))
-    heads.text_mean.copy_(torch.from_numpy(text_unit.mean(axis=0).astype(np.float32)))
+    heads.text_mean.copy_(torch.from_numpy((fitted if one_mean else text_unit).mean(axis=0).astype(np.float32)))
     return heads.eval()
