@@ -208,6 +208,51 @@ def measure(data: Dataset, args: argparse.Namespace) -> None:
         print(f"| trained {name} | {accuracy:.3f} |")
 
 
+def uncaptioned_rows(model: Any, epochs: int) -> None:
+    """The text-search-without-captions rows (see benchmarks/uncaptioned.py)."""
+    import torch
+
+    import uncaptioned
+    from clipbranches.embed.encoders import OfflineEncoder
+    from clipbranches.embed.encoders.imagenet import PROMPT as PROMPT_IMAGENET
+    from clipbranches.embed.encoders.imagenet import imagenet_classes, lite0_classifier, pseudo_captions
+    from clipbranches.embed.head.projection import fit_projection_heads
+
+    def embed(texts: list[str]) -> NDArray[np.float32]:
+        return _embed(model, texts)
+
+    clipart, fmnist = uncaptioned.sets(CACHE, openclipart_items, list(FASHION_MNIST_CLASSES))
+    for data, other in ((clipart, fmnist), (fmnist, clipart)):
+        print(f"\n## {data.name}: {len(data.test):,} catalog images, {len(data.train):,} training-half images")
+        print(
+            f"(the reference trains on this set's training-half captions, the general head on {other.name}'s; "
+            "the other rows use no caption at all)\n"
+        )
+        print("| heads | zero-shot acc | class P@10 | caption R@10 | s to make |\n|---|---|---|---|---|")
+        for name, cells, seconds in uncaptioned.measure(data, other, embed, epochs):
+            print(f"| {name} | " + " | ".join(cells) + f" | {seconds:.1f} |")
+
+    prompts = embed([PROMPT_IMAGENET.format(c) for c in imagenet_classes()])
+    both = (
+        np.concatenate([clipart.train, clipart.train, fmnist.train, fmnist.train]),
+        clipart.train_captions + pseudo_captions(clipart.train) + fmnist.train_captions + pseudo_captions(fmnist.train),
+    )
+    makers = {
+        "general head (both sets' captions + pseudo-captions)": lambda: uncaptioned.train(
+            both[0], embed(both[1]), epochs
+        ),
+        "ConSE -> PCA-32 (prompts; the default below 1,000 images)": lambda: uncaptioned._encoder(
+            fit_projection_heads(prompts, classifier=lite0_classifier()), torch
+        ),
+    }
+    encoder = OfflineEncoder(device="cpu")
+    found = uncaptioned.photos(embed, encoder.encode_images, makers)
+    print(f"\n## scikit-image photos: the right photo first, of {len(uncaptioned.PHOTOS)} queries\n")
+    print("| heads | right photo first |\n|---|---|")
+    for name, hits in found:
+        print(f"| {name} | {hits} / {len(uncaptioned.PHOTOS)} |")
+
+
 def main() -> None:
     import torch
 
@@ -216,10 +261,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--koleo", type=float, default=0.5)
     parser.add_argument("--dataset", choices=("all", "fmnist", "openclipart"), default="all")
+    parser.add_argument(
+        "--uncaptioned", action="store_true", help="only the rows for catalogs without captions (uncaptioned.py)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     model = _wordllama()
     print(f"table 1: offline towers (EfficientNet-Lite0 images, WordLlama texts); {machine_line()}")
+    if args.uncaptioned:
+        uncaptioned_rows(model, args.epochs)
+        return
     if args.dataset in ("all", "fmnist"):
         measure(fashion_mnist(model), args)
     if args.dataset in ("all", "openclipart"):

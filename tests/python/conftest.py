@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,20 @@ import numpy as np
 import pytest
 
 from clipbranches import Catalog
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Models the encoders export (the offline tower for ONNX Runtime) go to a folder of this
+    test run, not the user's cache: a run leaves nothing behind and never reads a stale file."""
+    folder = tmp_path_factory.mktemp("model-cache")
+    before = os.environ.get("CLIPBRANCHES_CACHE_DIR")
+    os.environ["CLIPBRANCHES_CACHE_DIR"] = str(folder)
+    yield folder
+    if before is None:
+        del os.environ["CLIPBRANCHES_CACHE_DIR"]
+    else:
+        os.environ["CLIPBRANCHES_CACHE_DIR"] = before
 
 
 @pytest.fixture
