@@ -29,11 +29,6 @@ def train_head(args: argparse.Namespace) -> int:
     encoder, image_features, texts = (_catalog_pairs if Catalog.is_catalog(args.pairs) else _file_pairs)(args)
     pseudo = 0
     if args.pseudo_captions:
-        if encoder.identity.get("kind") != "offline":
-            raise InvalidArgumentError(
-                "--pseudo-captions needs the offline towers (their image classifier names each image); "
-                "open_clip's towers share a space already: ingest without --head"
-            )
         from clipbranches.embed.encoders.imagenet import pseudo_captions
 
         missing = [i for i, text in enumerate(texts) if not text]
@@ -41,9 +36,7 @@ def train_head(args: argparse.Namespace) -> int:
             texts[i] = made
         pseudo = len(missing)
     keep = [i for i, text in enumerate(texts) if text]
-    if len(keep) < 10:
-        what = "images" if args.pseudo_captions else "images with captions (or pass --pseudo-captions)"
-        raise InvalidArgumentError(f"{args.pairs}: {len(keep)} {what}; at least 10 are needed")
+    _enough_pairs(args, len(keep))  # checked before encoding too; images may fail to decode
     text_features = encoder.encode_texts([str(texts[i]) for i in keep])
     encoded = time.perf_counter() - start
     head = HeadConfig(encoder.image_dim, encoder.text_dim, out_dim=args.out_dim, hidden=tuple(args.hidden))
@@ -74,9 +67,8 @@ def _file_pairs(args: argparse.Namespace) -> tuple[Encoder, NDArray[np.float32],
     listing = list_source(args.pairs)
     captions = listing["caption"].to_list()
     keep = list(range(len(captions))) if args.pseudo_captions else [i for i, c in enumerate(captions) if c]
-    encoder = make_encoder(args.encoder, device=args.device)
-    if not keep:
-        return encoder, np.zeros((0, encoder.image_dim), np.float32), []
+    _enough_pairs(args, len(keep))
+    encoder = _pseudo_checked(args, make_encoder(args.encoder, device=args.device))
     uris = [listing["uri"][i] for i in keep]
     parts = list(encode_files(encoder, uris, batch_size=args.batch_size, progress=not args.quiet))
     positions = np.concatenate([p for p, _ in parts])
@@ -91,8 +83,24 @@ def _catalog_pairs(args: argparse.Namespace) -> tuple[Encoder, NDArray[np.float3
 
     catalog = Catalog.open(args.pairs)
     features = np.asarray(load_features(catalog), np.float32)
-    encoder = make_encoder(catalog.encoder or {}, device=args.device)
+    encoder = _pseudo_checked(args, make_encoder(catalog.encoder or {}, device=args.device))
     return encoder, features, catalog.items["caption"].to_list()
+
+
+def _enough_pairs(args: argparse.Namespace, pairs: int) -> None:
+    if pairs < 10:
+        what = "images" if args.pseudo_captions else "images with captions (or pass --pseudo-captions)"
+        raise InvalidArgumentError(f"{args.pairs}: {pairs} {what}; at least 10 are needed")
+
+
+def _pseudo_checked(args: argparse.Namespace, encoder: Encoder) -> Encoder:
+    """``encoder``, if it can make pseudo-captions when they are asked for (before any encoding)."""
+    if args.pseudo_captions and encoder.identity.get("kind") != "offline":
+        raise InvalidArgumentError(
+            "--pseudo-captions needs the offline towers (their image classifier names each image); "
+            "open_clip's towers share a space already: ingest without --head"
+        )
+    return encoder
 
 
 def reproject(args: argparse.Namespace) -> int:
