@@ -38,6 +38,7 @@ from clipbranches.learn.training import build_training_set
 from clipbranches.options import DEFAULT_K, RefineOptions
 from clipbranches.results import FIRST_PAGE, Results, honour_labels
 from clipbranches.store.catalog import HEAD_FILE, Catalog
+from clipbranches.store.catalog_set import is_catalog_set
 
 if TYPE_CHECKING:
     from clipbranches.embed.encoders import Encoder
@@ -99,7 +100,14 @@ class SearchEngine:
         build_index: bool = False,
     ) -> SearchEngine:
         """Open the catalog at ``path`` (and build its index first when ``build_index`` and it
-        has none). Without an index, box models fall back to the full scan (slower)."""
+        has none). Without an index, box models fall back to the full scan (slower).
+
+        A catalog set (:mod:`clipbranches.store.catalog_set`) opens as a
+        :class:`~clipbranches.sharded.ShardedEngine`: the same answers over its shards."""
+        if is_catalog_set(path):
+            from clipbranches.sharded import ShardedEngine
+
+            return ShardedEngine.open(path, encoder=encoder, device=device, build_index=build_index)
         catalog = Catalog.open(path)
         if build_index and not catalog.has_index:
             catalog.build_index()

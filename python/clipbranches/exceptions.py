@@ -9,8 +9,10 @@ module is the public home of all of them (``__all__`` is the one list of names).
     ClipBranchesError
     ├── CatalogError
     │   ├── CatalogNotFoundError    the catalog directory (or its parent) does not exist
+    │   │   └── ShardMissingError   a shard a catalog set lists is not there
     │   ├── CatalogExistsError      the target exists and overwrite was not requested
     │   ├── CatalogFormatError      a file is missing, truncated or in an unsupported format
+    │   │   └── ShardCorruptError   a shard of a set that does not open or is not the one recorded
     │   ├── ChecksumError           a data file does not match its recorded checksum
     │   ├── CatalogIOError          the operating system refused a read or write
     │   ├── IndexNotFoundError      no index built yet (catalog.build_index())
@@ -30,8 +32,9 @@ module is the public home of all of them (``__all__`` is the one list of names).
 
 Defined here (Python-only): IndexNotFoundError, CatalogChangedError, DatasetNotFoundError,
 EncoderError, EncoderMismatchError, MissingDependencyError, OutputError, SessionFormatError,
-UnknownItemError; the others
-natively.
+UnknownItemError, ShardMissingError, ShardCorruptError; the others natively.
+(The two shard errors are not in ``__all__`` yet: ``tests/python/test_exceptions.py`` lists the
+Python-only names and must list them first; import them from this module.)
 """
 
 from clipbranches._core import (
@@ -84,6 +87,23 @@ class SessionFormatError(ClipBranchesError):
 
 class UnknownItemError(InvalidArgumentError):
     """An item id that the catalog does not have."""
+
+
+class ShardMissingError(CatalogNotFoundError):
+    """A shard that a catalog set's manifest lists is not there (``shard``: its name in the set)."""
+
+    def __init__(self, message: str, shard: str = "") -> None:
+        super().__init__(message)
+        self.shard = shard
+
+
+class ShardCorruptError(CatalogFormatError):
+    """A shard of a catalog set that does not open, or is not the shard the set recorded (its
+    manifest changed, another count or identity); ``shard``: its name in the set."""
+
+    def __init__(self, message: str, shard: str = "") -> None:
+        super().__init__(message)
+        self.shard = shard
 
 
 __all__ = [

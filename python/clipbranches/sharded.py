@@ -1,0 +1,558 @@
+"""The search engine over a catalog set: the same answers as one catalog, shard by shard.
+
+:class:`ShardedEngine` is a :class:`~clipbranches.engine.SearchEngine` whose catalog is a
+:class:`~clipbranches.store.catalog_set.CatalogSet`; ``SearchEngine.open(set_path)`` returns
+one. Its answers are exactly those of the single-catalog engine over the concatenation of the
+shards in order (ids, scores, totals, paging, export), for every model:
+
+- **search by item / text / image**: each shard's exact top-k, merged on the driver (by
+  distance, then global row, as one catalog breaks ties);
+- **refine**: the training set is built on the driver over global rows (the same random
+  negatives as one catalog draws: the pool and the seed depend only on the set's size), the
+  model is fitted once there, and what each shard needs to apply it is a small picklable
+  :class:`ShardScorer`. Models that calibrate on the catalog do it on the driver, through
+  gathers of a few thousand codes from the shards: ``hybrid`` z-scores and cuts on the same
+  global sample rows; ``linear`` self-trains in two rounds of shard work (the accepted counts,
+  then the codes of the pseudo-labels the driver draws with the same random stream over global
+  positions). Each shard returns its accepted count and its best first page
+  (:class:`ShardPage`); the driver merges pages and totals, and further pages, the full ranking
+  and exports are pulled from the shards when asked for.
+
+:class:`ShardWorker` is everything the driver asks of one shard; its methods take and return
+small picklable values, so a Ray actor can run the very same class (issue 17's next step). Here
+the workers run in the driver's process, one after the other (each native call is parallel).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import secrets
+import threading
+import weakref
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from clipbranches import _core
+from clipbranches.engine import SearchEngine, _Clock
+from clipbranches.exceptions import InvalidArgumentError
+from clipbranches.learn.hybrid import HybridModel, _Terms
+from clipbranches.learn.logistic import LinearScorer
+from clipbranches.learn.ranking import NOTHING, Ranked, concat
+from clipbranches.learn.registry import Model, make_model
+from clipbranches.learn.selftrain import SelfTrainedLinear, refit_with_pseudo_labels
+from clipbranches.learn.training import TrainingSet, build_training_set
+from clipbranches.options import DEFAULT_K, RefineOptions
+from clipbranches.results import FIRST_PAGE, Results, honour_labels
+from clipbranches.store.catalog import Catalog
+from clipbranches.store.catalog_set import CatalogSet, SetCodes
+
+if TYPE_CHECKING:
+    from clipbranches.embed.encoders import Encoder
+    from clipbranches.embed.head import AnyHeads
+
+__all__ = [
+    "HybridScan",
+    "LinearScan",
+    "ModelScan",
+    "ShardPage",
+    "ShardScorer",
+    "ShardWorker",
+    "ShardedEngine",
+    "ShardedResults",
+    "apply_to_shard",
+]
+
+
+# -- the per-shard unit of work ------------------------------------------------------------
+
+
+class ShardScorer(Protocol):
+    """A fitted model as one shard applies it: every accepted row of ``catalog`` (local rows,
+    any order) with its score and box count. Small and picklable (boxes or weights)."""
+
+    def accept(self, catalog: Catalog) -> Ranked: ...
+
+
+@dataclass(frozen=True)
+class ModelScan:
+    """A registry model whose ``accept`` depends on each item's code alone (``branch``,
+    ``ensemble``, ``tree``, ``forest``): applied to a shard as to a catalog."""
+
+    model: Model
+
+    def accept(self, catalog: Catalog) -> Ranked:
+        return self.model.accept(catalog)
+
+
+@dataclass(frozen=True)
+class LinearScan:
+    """A linear decision (``logreg``, ``linear``): the rows with decision > 0, by the native scan."""
+
+    scorer: LinearScorer
+
+    def accept(self, catalog: Catalog) -> Ranked:
+        weights, bias = self.scorer.on_codes()
+        rows, scores = _core.linear_accept(catalog.codes, weights, bias, 0.0)
+        return Ranked(rows.astype(np.int64), scores.astype(np.float64), np.zeros(len(rows), np.uint16))
+
+
+@dataclass(frozen=True)
+class HybridScan:
+    """The ``hybrid`` model calibrated on the whole set (on the driver): the rows scoring above
+    ``threshold``, by the native scan (through the shard's index when it has one)."""
+
+    terms: _Terms
+    threshold: float
+
+    def accept(self, catalog: Catalog) -> Ranked:
+        native = self.terms.native()
+        if catalog.has_index:
+            rows, scores = native.accept_indexed(catalog.index._core, self.threshold)
+        else:
+            rows, scores = native.accept(catalog.codes, self.threshold)
+        return Ranked(rows.astype(np.int64), scores.astype(np.float64), np.zeros(len(rows), np.uint16))
+
+
+@dataclass(frozen=True)
+class ShardPage:
+    """What one shard answers a round: how many items it accepted (labelled items left out) and
+    its best ``page`` of them (local rows, ranked)."""
+
+    count: int
+    page: Ranked
+
+
+def apply_to_shard(
+    catalog: Catalog, scorer: ShardScorer, labelled: NDArray[np.int64], first_page: int
+) -> tuple[Ranked, ShardPage]:
+    """Apply a fitted model to one shard: its accepted items without the ``labelled`` local
+    rows (unranked), and its count with its best ``first_page`` items."""
+    accepted = scorer.accept(catalog)
+    keep = ~np.isin(accepted.rows, labelled)
+    rest = Ranked(accepted.rows[keep], accepted.scores[keep], accepted.box_counts[keep])
+    return rest, ShardPage(len(rest), rest.top(first_page))
+
+
+class ShardWorker:
+    """Everything the driver asks of one shard (the body of one Ray actor, later). Rows are the
+    shard's own; the answers of a round stay here until the driver releases the round.
+
+    Parameters
+    ----------
+    shard
+        The open shard, or its path (opened here: where a worker runs, it maps its shard).
+    """
+
+    def __init__(self, shard: Catalog | str | os.PathLike[str]) -> None:
+        self.catalog = shard if isinstance(shard, Catalog) else Catalog.open(shard)
+        self._rounds: dict[int, Ranked] = {}
+        self._ranked: set[int] = set()
+        self._first_pass: dict[int, NDArray[np.int64]] = {}
+        self._lock = threading.Lock()
+
+    def count(self) -> int:
+        return len(self.catalog)
+
+    def codes(self, rows: NDArray[np.int64]) -> NDArray[np.uint8]:
+        """The codes of ``rows``, in order."""
+        return np.ascontiguousarray(self.catalog.codes[np.asarray(rows, np.int64)])
+
+    def nearest(self, code: NDArray[np.uint8], k: int) -> tuple[NDArray[np.uint32], NDArray[np.int64]]:
+        """The shard's exact ``k`` nearest rows to one code (distances, rows), nearest first."""
+        if len(self.catalog) == 0:
+            return np.zeros(0, np.uint32), np.zeros(0, np.int64)
+        distances, rows = self.catalog.nearest(code, k)
+        return distances[0], rows[0]
+
+    def first_pass(self, round_id: int, scorer: ShardScorer) -> int:
+        """A self-training model's first pass: how many rows it accepts (kept for :meth:`pseudo_codes`)."""
+        rows = np.sort(scorer.accept(self.catalog).rows)
+        with self._lock:
+            self._first_pass[round_id] = rows
+        return len(rows)
+
+    def pseudo_codes(
+        self, round_id: int, positions: NDArray[np.int64], ranks: NDArray[np.int64]
+    ) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+        """The codes of the first pass's accepted rows at ``positions`` (ascending) and of its
+        rejected rows at ``ranks`` (ascending), then forgets the first pass."""
+        with self._lock:
+            inside = self._first_pass.pop(round_id)
+        shifted = inside - np.arange(len(inside))  # the r-th rejected row is r plus the accepted rows before it
+        outside = np.asarray(ranks, np.int64) + np.searchsorted(shifted, ranks, side="right")
+        return self.codes(inside[np.asarray(positions, np.int64)]), self.codes(outside)
+
+    def apply(self, round_id: int, scorer: ShardScorer, labelled: NDArray[np.int64], first_page: int) -> ShardPage:
+        """:func:`apply_to_shard`, keeping the accepted items for :meth:`top` and :meth:`ranked`."""
+        rest, page = apply_to_shard(self.catalog, scorer, labelled, first_page)
+        with self._lock:
+            self._rounds[round_id] = rest
+        return page
+
+    def top(self, round_id: int, k: int) -> Ranked:
+        """The round's best ``k`` items (ranked)."""
+        with self._lock:
+            hits = self._rounds[round_id]
+        return hits.top(k)
+
+    def ranked(self, round_id: int) -> Ranked:
+        """All the round's items, ranked (ranked once, then kept ranked)."""
+        with self._lock:
+            if round_id not in self._ranked:
+                self._rounds[round_id] = self._rounds[round_id].ranked()
+                self._ranked.add(round_id)
+            return self._rounds[round_id]
+
+    def release(self, round_id: int) -> None:
+        """Forget a round (its results were dropped)."""
+        with self._lock:
+            self._rounds.pop(round_id, None)
+            self._ranked.discard(round_id)
+            self._first_pass.pop(round_id, None)
+
+
+# -- results over shards -------------------------------------------------------------------
+
+
+def _release(workers: Sequence[ShardWorker], round_id: int) -> None:
+    for worker in workers:
+        worker.release(round_id)
+
+
+def _shift(hits: Ranked, offset: int) -> Ranked:
+    return Ranked(hits.rows + offset, hits.scores, hits.box_counts)
+
+
+class ShardedResults(Results):
+    """:class:`Results` over a catalog set. A refine round's items stay in their shards: a page
+    merges the shards' best items, the full ranking (``ids``, ``rows``, ``scores``, exports)
+    merges all of them on first use; item metadata is read from the shards that hold the rows.
+    Pages and nearest-neighbour answers hold their (few) items here.
+
+    ``catalog`` is the :class:`CatalogSet` (it offers the part of a catalog results use);
+    ``catalog_set`` is the same object, typed."""
+
+    def __init__(
+        self,
+        hits: Ranked,
+        *,
+        catalog_set: CatalogSet,
+        workers: Sequence[ShardWorker] = (),
+        round_id: int | None = None,
+        pages: Sequence[ShardPage] = (),
+        **options: Any,
+    ) -> None:
+        self.catalog_set = catalog_set
+        self._workers = tuple(workers)
+        self._round = round_id
+        starts = catalog_set.offsets[: len(pages)]
+        self._pages = [ShardPage(p.count, _shift(p.page, int(o))) for p, o in zip(pages, starts, strict=True)]
+        self._merged: Ranked | None = None  # the shards' best items, merged, once a page asked
+        self._all: Ranked | None = None  # every item, ranked, once asked
+        if round_id is not None:
+            pinned = options.get("pinned") or NOTHING
+            options["total"] = len(pinned) + sum(p.count for p in pages)
+            weakref.finalize(self, _release, self._workers, round_id)
+        super().__init__(hits, catalog=cast(Catalog, catalog_set), **options)
+
+    def __len__(self) -> int:
+        if self._round is None:
+            return super().__len__()
+        return len(self._pinned) + sum(p.count for p in self._pages)
+
+    def _everything(self) -> Ranked:
+        """Every item of the round, ranked: the shards' ranked lists merged (lock held)."""
+        if self._all is None:
+            assert self._round is not None
+            starts = self.catalog_set.offsets[:-1]
+            parts = [_shift(w.ranked(self._round), int(o)) for w, o in zip(self._workers, starts, strict=True)]
+            merged = NOTHING
+            for part in parts:
+                merged = concat(merged, part)
+            self._all = merged.ranked() if len(parts) > 1 else merged
+        return self._all
+
+    def _full(self) -> Ranked:
+        if self._round is None:
+            return super()._full()
+        with self._lock:
+            return concat(self._pinned, self._everything())
+
+    def head(self, k: int) -> Ranked:
+        if self._round is None:
+            return super().head(k)
+        pinned = self._pinned
+        if k <= len(pinned):
+            return Ranked(pinned.rows[:k], pinned.scores[:k], pinned.box_counts[:k])
+        rest = k - len(pinned)
+        with self._lock:
+            if self._all is not None:
+                best = self._all
+            else:
+                if self._merged is None or len(self._merged) < min(rest, sum(p.count for p in self._pages)):
+                    self._merged = self._merge_top(rest)
+                best = self._merged
+        return concat(pinned, Ranked(best.rows[:rest], best.scores[:rest], best.box_counts[:rest]))
+
+    def _merge_top(self, k: int) -> Ranked:
+        """The best ``k`` items of all shards: each shard's best ``k`` (from its first page when
+        that holds them), merged."""
+        assert self._round is not None
+        merged = NOTHING
+        for i, (worker, page) in enumerate(zip(self._workers, self._pages, strict=True)):
+            if len(page.page) >= min(k, page.count):
+                part = page.page
+            else:
+                part = _shift(worker.top(self._round, k), int(self.catalog_set.offsets[i]))
+            merged = concat(merged, part)
+        return merged.top(k)
+
+    @property
+    def ids(self) -> NDArray[np.int64]:
+        return self.catalog_set.ids_of(self.rows)
+
+    def page(self, n: int, size: int = DEFAULT_K) -> Results:
+        if n < 0 or size < 1:
+            raise InvalidArgumentError(f"page needs n >= 0 and size >= 1, got n={n}, size={size}")
+        head = self.head((n + 1) * size)
+        sl = slice(n * size, (n + 1) * size)
+        part = Ranked(head.rows[sl], head.scores[sl], head.box_counts[sl])
+        return ShardedResults(
+            part,
+            catalog_set=self.catalog_set,
+            timings=self.timings,
+            params=self.params,
+            model=self.model,
+            ranked=True,
+            total=self.total,
+            offset=self.offset + n * size,
+            labelled=self._labelled,
+        )
+
+    def to_polars(self) -> pl.DataFrame:
+        rows = self.rows
+        items = self.catalog_set.items_of(rows)
+        ranks = pl.Series("rank", np.arange(self.offset, self.offset + len(rows)) + 1, dtype=pl.Int64)
+        score = pl.Series("score", self.scores, dtype=pl.Float64)
+        labelled = pl.Series("labelled", np.isin(rows, self._labelled), dtype=pl.Boolean)
+        return items.with_columns(ranks, score, labelled).select(["rank", "score", "labelled", *items.columns])
+
+    def thumbnail(self, row: int) -> Path | None:
+        path = self.catalog_set.thumbnail_path(row)
+        return path if path.is_file() else None
+
+
+# -- the engine ------------------------------------------------------------------------------
+
+
+class ShardedEngine(SearchEngine):
+    """:class:`SearchEngine` over a catalog set (see the module docstring).
+
+    ``catalog`` is the :class:`CatalogSet` (it offers the part of a catalog's surface the
+    engine's callers use: path, find, items, codes gathered on demand, codes_checksum...);
+    ``catalog_set`` is the same object, typed.
+    """
+
+    def __init__(self, catalog_set: CatalogSet, *, encoder: Encoder | None = None, device: str | None = None) -> None:
+        self.catalog_set = catalog_set
+        super().__init__(cast(Catalog, catalog_set), encoder=encoder, device=device)
+        self.workers = [ShardWorker(shard) for shard in catalog_set.shards]
+        self._round_ids = itertools.count()
+        self._towers_engine: SearchEngine | None = None
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        encoder: Encoder | None = None,
+        device: str | None = None,
+        build_index: bool = False,
+    ) -> ShardedEngine:
+        """Open the catalog set at ``path`` (every shard checked first; with ``build_index``,
+        the shards without an index get one)."""
+        catalog_set = CatalogSet.open(path)
+        if build_index:
+            catalog_set.build_index()
+        return cls(catalog_set, encoder=encoder, device=device)
+
+    # -- shard plumbing ----------------------------------------------------------------------
+
+    def _codes(self) -> SetCodes:
+        """The set's codes gathered through the workers."""
+        return SetCodes(self.catalog_set.offsets, self.catalog_set.dim, lambda i, rows: self.workers[i].codes(rows))
+
+    def _local(self, rows: NDArray[np.int64], shard: int) -> NDArray[np.int64]:
+        lo, hi = self.catalog_set.offsets[shard], self.catalog_set.offsets[shard + 1]
+        return (rows[(rows >= lo) & (rows < hi)] - lo).astype(np.int64)
+
+    def _towers(self) -> tuple[Encoder, AnyHeads]:
+        # Every shard has the set's encoder and head: the first shard's engine loads them.
+        with self._lock:
+            if self._towers_engine is None:
+                first = self.catalog_set.shards[0]
+                self._towers_engine = SearchEngine(first, encoder=self._encoder, device=self.device)
+        return self._towers_engine._towers()
+
+    # -- searches ----------------------------------------------------------------------------
+
+    def _nearest(self, code: NDArray[np.uint8], k: int, clock: _Clock, params: dict[str, Any]) -> Results:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise InvalidArgumentError(f"k must be a positive integer, got {k!r}")
+        with clock.stage("query"):
+            parts = [w.nearest(code, int(k)) for w in self.workers]
+            distances = np.concatenate([d for d, _ in parts]) if parts else np.zeros(0, np.uint32)
+            rows = np.concatenate([r + o for (_, r), o in zip(parts, self.catalog_set.offsets[:-1], strict=True)])
+            order = np.lexsort((rows, distances))[: int(k)]
+        hits = Ranked(rows[order], -distances[order].astype(np.float64), np.zeros(len(order), np.uint16))
+        return ShardedResults(hits, catalog_set=self.catalog_set, timings=clock.timings, params=params, ranked=True)
+
+    def refine(
+        self,
+        positives: Iterable[int],
+        negatives: Iterable[int] = (),
+        options: RefineOptions | None = None,
+        *,
+        model: str | None = None,
+        random_negatives: int | None = None,
+        negative_weight: int | None = None,
+        seed: int | None = None,
+    ) -> Results:
+        """:meth:`SearchEngine.refine` over the shards: the same answer as one catalog of all of
+        them (module docstring)."""
+        chosen = (options or RefineOptions()).replace(
+            model=model, random_negatives=random_negatives, negative_weight=negative_weight, seed=seed
+        )
+        round_seed = chosen.seed if chosen.seed is not None else secrets.randbits(32)
+        learner = make_model(chosen.model, round_seed)
+        clock = _Clock()
+        pos = self.catalog_set.find(positives, "positive")
+        neg = self.catalog_set.find(negatives, "negative")
+        round_id = next(self._round_ids)
+        with clock.stage("train"):
+            training = self._training_set(pos, neg, chosen, round_seed)
+            learner.fit(training)
+        with clock.stage("query"):
+            scorer = self._scorer(learner, training, round_id)
+            labelled = np.union1d(pos, neg)
+            pages = [
+                worker.apply(round_id, scorer, self._local(labelled, i), FIRST_PAGE)
+                for i, worker in enumerate(self.workers)
+            ]
+            # The positives, ranked by the model's own score of them (the codes gathered).
+            pinned, _ = honour_labels(NOTHING, learner, cast(NDArray[np.uint8], self._codes()), pos, neg)
+        params = {
+            "kind": "refine",
+            "model": chosen.model,
+            "positives": self.catalog_set.ids_of(np.unique(pos)).tolist(),
+            "negatives": self.catalog_set.ids_of(np.unique(neg)).tolist(),
+            "random_negatives": chosen.random_negatives,
+            "negative_weight": chosen.negative_weight,
+            "seed": round_seed,
+        }
+        results = ShardedResults(
+            NOTHING,
+            catalog_set=self.catalog_set,
+            workers=self.workers,
+            round_id=round_id,
+            pages=pages,
+            timings=clock.timings,
+            params=params,
+            model=learner,
+            pinned=pinned,
+        )
+        with clock.stage("rank"):
+            results.head(FIRST_PAGE)
+        return results
+
+    def _training_set(
+        self, pos: NDArray[np.int64], neg: NDArray[np.int64], chosen: RefineOptions, seed: int
+    ) -> TrainingSet:
+        """:func:`build_training_set` over the set's global rows, with the codes gathered from
+        the shards: its rules (and random draws) run on a zero-stride stand-in of the right
+        shape, which costs no memory, then the chosen rows' codes replace the stand-in's."""
+        n, dim = len(self.catalog_set), self.catalog_set.dim
+        zeros = np.zeros(dim, np.uint8)
+        blank = np.lib.stride_tricks.as_strided(zeros, shape=(n, dim), strides=(0, 1), writeable=False)
+        training = build_training_set(
+            blank,
+            pos,
+            neg,
+            random_negatives=chosen.random_negatives,
+            negative_weight=chosen.negative_weight,
+            seed=seed,
+        )
+        return dataclasses.replace(training, codes=self._codes().gather(training.rows))
+
+    def _scorer(self, learner: Model, training: TrainingSet, round_id: int) -> ShardScorer:
+        """What the shards apply: the model itself, or what it calibrated on the whole set."""
+        if isinstance(learner, HybridModel):
+            # The model's own calibration, on the same global sample rows as one catalog's.
+            view = _DriverView(len(self.catalog_set), self._codes())
+            terms, threshold = learner._calibrate(cast(Catalog, view))
+            learner._terms = terms
+            return HybridScan(terms, threshold)
+        if isinstance(learner, SelfTrainedLinear):
+            return LinearScan(self._self_train(learner, training, round_id))
+        return ModelScan(learner)
+
+    def _self_train(self, learner: SelfTrainedLinear, training: TrainingSet, round_id: int) -> LinearScorer:
+        """:meth:`SelfTrainedLinear.accept`'s refit over the shards, drawing the same pseudo-labels:
+        the random stream needs only the accepted count (positions among the accepted rows,
+        ranks among the rejected ones), and the shards return the codes at those positions."""
+        first = learner.first
+        if first is None:
+            raise InvalidArgumentError("the linear model is not fitted yet")
+        learner.final = first
+        if not learner.pseudo_rows:
+            return first
+        counts = np.array([w.first_pass(round_id, LinearScan(first)) for w in self.workers], np.int64)
+        sizes = np.diff(self.catalog_set.offsets)
+        accepted, n = int(counts.sum()), len(self.catalog_set)
+        rng = np.random.default_rng(learner.seed)
+        # As `rng.choice(accepted_rows, ...)`: the same draw over positions 0..accepted-1.
+        positions = np.sort(rng.choice(accepted, size=min(accepted, learner.pseudo_rows), replace=False))
+        outside = n - accepted
+        ranks = (
+            np.sort(rng.choice(outside, size=min(learner.pseudo_rows, outside), replace=False))
+            if outside > 0 and learner.pseudo_rows > 0
+            else np.zeros(0, np.int64)
+        )
+        inside_at = np.concatenate([[0], np.cumsum(counts)])
+        outside_at = np.concatenate([[0], np.cumsum(sizes - counts)])
+        pos_parts, neg_parts = [], []
+        for i, worker in enumerate(self.workers):
+            p = positions[(positions >= inside_at[i]) & (positions < inside_at[i + 1])] - inside_at[i]
+            r = ranks[(ranks >= outside_at[i]) & (ranks < outside_at[i + 1])] - outside_at[i]
+            inside_codes, outside_codes = worker.pseudo_codes(round_id, p.astype(np.int64), r.astype(np.int64))
+            pos_parts.append(inside_codes)
+            neg_parts.append(outside_codes)
+        dim = self.catalog_set.dim
+        pos_codes = np.concatenate(pos_parts) if pos_parts else np.zeros((0, dim), np.uint8)
+        neg_codes = np.concatenate(neg_parts) if neg_parts else np.zeros((0, dim), np.uint8)
+        model = first
+        if len(pos_codes) and len(neg_codes):
+            model = refit_with_pseudo_labels(
+                training, pos_codes, neg_codes, pseudo_weight=learner.pseudo_weight, c=learner.c
+            )
+        learner.final = model
+        return model
+
+
+@dataclass(frozen=True)
+class _DriverView:
+    """The two things a model's calibration reads of a catalog: its size and its codes."""
+
+    size: int
+    codes: SetCodes
+
+    def __len__(self) -> int:
+        return self.size
