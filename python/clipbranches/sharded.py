@@ -25,6 +25,7 @@ the workers run in the driver's process, one after the other (each native call i
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 import os
@@ -46,7 +47,7 @@ from clipbranches.exceptions import InvalidArgumentError
 from clipbranches.learn.hybrid import HybridModel, _Terms
 from clipbranches.learn.logistic import LinearScorer
 from clipbranches.learn.ranking import NOTHING, Ranked, concat
-from clipbranches.learn.registry import Model, make_model
+from clipbranches.learn.registry import BoxModel, Model, make_model
 from clipbranches.learn.selftrain import SelfTrainedLinear, refit_with_pseudo_labels
 from clipbranches.learn.training import TrainingSet, build_training_set
 from clipbranches.options import DEFAULT_K, RefineOptions
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from clipbranches.embed.head import AnyHeads
 
 __all__ = [
+    "BoxScan",
     "HybridScan",
     "LinearScan",
     "ModelScan",
@@ -83,13 +85,38 @@ class ShardScorer(Protocol):
 
 @dataclass(frozen=True)
 class ModelScan:
-    """A registry model whose ``accept`` depends on each item's code alone (``branch``,
-    ``ensemble``, ``tree``, ``forest``): applied to a shard as to a catalog."""
+    """A registry model whose ``accept`` depends on each item's code alone (``tree``,
+    ``forest``): applied to a shard as to a catalog."""
 
     model: Model
 
     def accept(self, catalog: Catalog) -> Ranked:
         return self.model.accept(catalog)
+
+
+class BoxScan:
+    """A box model (``branch``, ``ensemble``) as a shard applies it. Its native box set does not
+    pickle: it travels as the set's arrays and is rebuilt where the shard is."""
+
+    def __init__(self, model: BoxModel) -> None:
+        self.model = model
+
+    def accept(self, catalog: Catalog) -> Ranked:
+        return self.model.accept(catalog)
+
+    def __getstate__(self) -> dict[str, Any]:
+        learner = copy.copy(self.model.learner)
+        box_set = learner.box_set_
+        learner.box_set_, learner._boxes = None, None  # restored from the arrays on arrival
+        boxes = None if box_set is None else (box_set.arrays(), box_set.dim)
+        return {"name": self.model.name, "learner": learner, "boxes": boxes}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        learner = state["learner"]
+        if state["boxes"] is not None:
+            (offsets, dims, lo, hi, groups), dim = state["boxes"]
+            learner._set_boxes(_core.BoxSet.from_arrays(offsets, dims, lo, hi, groups, dim=dim))
+        self.model = BoxModel(state["name"], learner)
 
 
 @dataclass(frozen=True)
@@ -248,9 +275,13 @@ class ShardedResults(Results):
         workers: Sequence[ShardWorker] = (),
         round_id: int | None = None,
         pages: Sequence[ShardPage] = (),
+        scorer: ShardScorer | None = None,
         **options: Any,
     ) -> None:
         self.catalog_set = catalog_set
+        #: What each shard applied in this round (a refine round's; picklable): enough to redo
+        #: one shard's part, e.g. where its worker was restarted.
+        self.scorer = scorer
         self._workers = tuple(workers)
         self._round = round_id
         starts = catalog_set.offsets[: len(pages)]
@@ -437,18 +468,22 @@ class ShardedEngine(SearchEngine):
         pos = self.catalog_set.find(positives, "positive")
         neg = self.catalog_set.find(negatives, "negative")
         round_id = next(self._round_ids)
-        with clock.stage("train"):
-            training = self._training_set(pos, neg, chosen, round_seed)
-            learner.fit(training)
-        with clock.stage("query"):
-            scorer = self._scorer(learner, training, round_id)
-            labelled = np.union1d(pos, neg)
-            pages = [
-                worker.apply(round_id, scorer, self._local(labelled, i), FIRST_PAGE)
-                for i, worker in enumerate(self.workers)
-            ]
-            # The positives, ranked by the model's own score of them (the codes gathered).
-            pinned, _ = honour_labels(NOTHING, learner, cast(NDArray[np.uint8], self._codes()), pos, neg)
+        try:
+            with clock.stage("train"):
+                training = self._training_set(pos, neg, chosen, round_seed)
+                learner.fit(training)
+            with clock.stage("query"):
+                scorer = self._scorer(learner, training, round_id)
+                labelled = np.union1d(pos, neg)
+                pages = [
+                    worker.apply(round_id, scorer, self._local(labelled, i), FIRST_PAGE)
+                    for i, worker in enumerate(self.workers)
+                ]
+                # The positives, ranked by the model's own score of them (the codes gathered).
+                pinned, _ = honour_labels(NOTHING, learner, cast(NDArray[np.uint8], self._codes()), pos, neg)
+        except BaseException:
+            _release(self.workers, round_id)  # what shards kept of a round that failed
+            raise
         params = {
             "kind": "refine",
             "model": chosen.model,
@@ -468,6 +503,7 @@ class ShardedEngine(SearchEngine):
             params=params,
             model=learner,
             pinned=pinned,
+            scorer=scorer,
         )
         with clock.stage("rank"):
             results.head(FIRST_PAGE)
@@ -502,6 +538,8 @@ class ShardedEngine(SearchEngine):
             return HybridScan(terms, threshold)
         if isinstance(learner, SelfTrainedLinear):
             return LinearScan(self._self_train(learner, training, round_id))
+        if isinstance(learner, BoxModel):
+            return BoxScan(learner)
         return ModelScan(learner)
 
     def _self_train(self, learner: SelfTrainedLinear, training: TrainingSet, round_id: int) -> LinearScorer:

@@ -6,6 +6,7 @@ ids, scores, totals, pages and exports. Shard errors surface at open, naming the
 from __future__ import annotations
 
 import gc
+import pickle
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,12 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clipbranches import Catalog, Results, testing
+from clipbranches import Catalog, InvalidArgumentError, Results, Session, UnknownItemError, testing
 from clipbranches.engine import SearchEngine
 from clipbranches.exceptions import ShardCorruptError, ShardMissingError
 from clipbranches.learn.registry import MODELS
 from clipbranches.results import FIRST_PAGE
-from clipbranches.sharded import ShardedEngine, ShardedResults
+from clipbranches.sharded import ShardedEngine, ShardedResults, ShardWorker
 from clipbranches.store.catalog_set import CatalogSet
 
 N = 6000
@@ -161,6 +162,57 @@ def test_a_round_ranks_only_its_first_page_until_asked_and_forgets_dropped_round
     del results
     gc.collect()
     assert not any(round_id in w._rounds for w in sharded.workers)
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_the_shard_work_unit_pickles_and_gives_the_same_page_on_a_freshly_opened_shard(
+    sharded: ShardedEngine, labelled: tuple[np.ndarray, np.ndarray], model: str
+) -> None:
+    """What a Ray actor will do: open its shard by path, take the pickled fitted model, apply it."""
+    pos, neg = labelled
+    results = sharded.refine(pos, neg, model=model, seed=5)
+    assert isinstance(results, ShardedResults)
+    assert results._round is not None
+    scorer = pickle.loads(pickle.dumps(results.scorer))
+    rows = sharded.catalog_set.find(np.concatenate([pos, neg]))
+    for i, shard in enumerate(sharded.catalog_set.shards):
+        fresh = ShardWorker(pickle.loads(pickle.dumps(str(shard.path))))
+        page = pickle.loads(pickle.dumps(fresh.apply(0, scorer, sharded._local(rows, i), FIRST_PAGE)))
+        assert page.count == results._pages[i].count
+        expected = sharded.workers[i].top(results._round, FIRST_PAGE)
+        np.testing.assert_array_equal(page.page.rows, expected.rows)
+        np.testing.assert_array_equal(page.page.scores, expected.scores)
+        np.testing.assert_array_equal(fresh.ranked(0).rows, sharded.workers[i].ranked(results._round).rows)
+
+
+def test_bad_inputs_are_refused_and_a_failed_round_leaves_nothing_in_the_shards(
+    sharded: ShardedEngine, labelled: tuple[np.ndarray, np.ndarray]
+) -> None:
+    pos, neg = labelled
+    before = [len(w._rounds) + len(w._first_pass) for w in sharded.workers]
+    with pytest.raises(UnknownItemError, match="positive ids not in the catalog set: \\[7\\]"):
+        sharded.refine([7])
+    with pytest.raises(InvalidArgumentError, match="both positive and negative"):
+        sharded.refine(pos, [pos[0]], model="linear")
+    with pytest.raises(InvalidArgumentError, match="unknown model"):
+        sharded.refine(pos, model="nope")
+    with pytest.raises(InvalidArgumentError, match="k must be a positive integer"):
+        sharded.search_image(int(pos[0]), k=0)
+    with pytest.raises(UnknownItemError):
+        sharded.search_image(7)
+    assert [len(w._rounds) + len(w._first_pass) for w in sharded.workers] == before
+
+
+def test_a_session_works_on_a_set(sharded: ShardedEngine, labelled: tuple[np.ndarray, np.ndarray]) -> None:
+    pos, _ = labelled
+    session = Session.for_engine(sharded)
+    assert session.catalog == str(sharded.catalog_set.path)
+    session.check_catalog(sharded)
+    session.label(pos[:4].tolist(), "positive")
+    results = session.refine(sharded, model="branch", seed=2)
+    assert results.labelled[:4].all()
+    assert session.rounds[-1]["params"] == results.params
+    assert session.rounds[-1]["total"] == results.total
 
 
 def test_thumbnails_come_from_the_shard_holding_the_item(tmp_path: Path, data: tuple[np.ndarray, pl.DataFrame]) -> None:
