@@ -6,6 +6,7 @@ ids, scores, totals, pages and exports. Shard errors surface at open, naming the
 from __future__ import annotations
 
 import gc
+import json
 import pickle
 import shutil
 import tempfile
@@ -17,7 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clipbranches import Catalog, InvalidArgumentError, Results, Session, UnknownItemError, testing
+from clipbranches import Catalog, EncoderError, InvalidArgumentError, Results, Session, UnknownItemError, testing
+from clipbranches.cli import main as cli_main
 from clipbranches.engine import SearchEngine
 from clipbranches.exceptions import ShardCorruptError, ShardMissingError
 from clipbranches.learn.registry import MODELS
@@ -215,6 +217,13 @@ def test_a_session_works_on_a_set(sharded: ShardedEngine, labelled: tuple[np.nda
     assert session.rounds[-1]["total"] == results.total
 
 
+def test_text_queries_need_the_shards_encoder_and_head(
+    sharded: ShardedEngine,
+) -> None:
+    with pytest.raises(EncoderError, match="cannot take text or image queries"):
+        sharded.search_text("a red dress")
+
+
 def test_thumbnails_come_from_the_shard_holding_the_item(tmp_path: Path, data: tuple[np.ndarray, pl.DataFrame]) -> None:
     codes, items = data
     path = make_set(tmp_path, codes[:300], items[:300], (100, 200))
@@ -268,3 +277,43 @@ def test_any_split_gives_the_single_catalog_answer(
             one_engine.refine(pos, neg, model=model, seed=seed), many_engine.refine(pos, neg, model=model, seed=seed)
         )
         assert_same(one_engine.search_image(int(pos[0]), k=40), many_engine.search_image(int(pos[0]), k=40))
+
+
+def test_the_cli_searches_refines_and_exports_a_set_as_one_catalog(
+    tmp_path: Path, data: tuple[np.ndarray, pl.DataFrame], capsys: pytest.CaptureFixture[str]
+) -> None:
+    codes, items = data[0][:2000], data[1][:2000]
+    Catalog.create(tmp_path / "one", codes, items)
+    many = make_set(tmp_path, codes, items, (300, 1200, 500))
+    labels = items["label"].to_numpy()
+    same = item_id(np.flatnonzero(labels == labels[0])[1:6]).tolist()
+    other = item_id(np.flatnonzero(labels != labels[0])[:3]).tolist()
+    outputs = []
+    for path in (tmp_path / "one", many):
+        session = tmp_path / f"{path.name}.json"
+        answers = []
+        for args in (
+            ["search", path, "--item", item_id(0), "-k", 10, "--session", session, "--json"],
+            ["refine", "--session", session, "--positive", *same, "--negative", *other, "--seed", 4, "--json"],
+            ["export", tmp_path / f"{path.name}.csv", "--session", session],
+        ):
+            code = cli_main([str(a) for a in args])
+            out = capsys.readouterr()
+            assert code == 0, out.err
+            answers.append(out.out.replace(str(path), "CATALOG"))
+        answers.append((tmp_path / f"{path.name}.csv").read_text())
+        outputs.append(answers)
+    for one, sharded in zip(*outputs, strict=True):
+        if one.lstrip().startswith("{"):
+            a, b = json.loads(one), json.loads(sharded)
+            for answer in (a, b):
+                answer.pop("timings_ms", None)
+            assert a["items"] == b["items"]
+            assert a.get("total") == b.get("total")
+        else:
+            assert one == sharded
+    # A missing shard is a typed error naming it, exit 2.
+    shutil.move(many / "shard-00001", tmp_path / "away")
+    code = cli_main(["search", str(many), "--item", str(item_id(0))])
+    assert code == 2
+    assert "shard-00001" in capsys.readouterr().err

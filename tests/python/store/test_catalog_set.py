@@ -285,3 +285,13 @@ def test_a_bad_set_manifest_is_a_format_error(tmp_path: Path) -> None:
     assert not is_catalog_set(s.path)
     with pytest.raises(CatalogNotFoundError):
         CatalogSet.open(tmp_path / "nope")
+
+
+def test_indexes_built_in_the_shards_keep_the_set_valid(tmp_path: Path) -> None:
+    parts, codes = make_parts(tmp_path, (300, 0, 200))
+    s = CatalogSet.create(tmp_path / "set", parts)
+    assert not s.has_index
+    s.build_index(block_items=128)
+    reopened = CatalogSet.open(s.path)
+    assert reopened.has_index
+    np.testing.assert_array_equal(reopened.codes[np.arange(500)], codes)
