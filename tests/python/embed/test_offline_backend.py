@@ -157,3 +157,11 @@ def test_the_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, 
     assert backends.cache_dir() == tmp_path / "clipbranches"
     monkeypatch.setenv("CLIPBRANCHES_CACHE_DIR", str(tmp_path / "mine"))
     assert backends.cache_dir() == tmp_path / "mine"
+
+
+def test_text_queries_never_load_the_image_network() -> None:
+    encoder = OfflineEncoder(device="cpu")
+    assert encoder.encode_texts(["a cat"]).shape == (1, 256)
+    assert encoder._loaded_net is None  # a text query pays for WordLlama only
+    assert encoder.encode_images([Image.new("RGB", (32, 32), "red")]).shape == (1, 1280)
+    assert encoder._loaded_net is not None
