@@ -61,6 +61,7 @@ from clipbranches.exceptions import (
     UnknownItemError,
 )
 from clipbranches.store.catalog import MANIFEST_FILE, THUMBS_DIR, Catalog
+from clipbranches.store.items import ITEM_COLUMNS, ITEMS_FILE, parquet_errors
 from clipbranches.store.quantize import CalibratedQuantizer, FixedRangeQuantizer, quantizer_from_params
 
 __all__ = ["SET_FORMAT", "SET_MANIFEST", "SET_VERSION", "CatalogSet", "SetCodes", "ShardInfo", "is_catalog_set"]
@@ -205,6 +206,7 @@ class CatalogSet:
         self.offsets.flags.writeable = False
         self._item_ids: NDArray[np.int64] | None = None
         self._items: pl.DataFrame | None = None
+        self._template: pl.DataFrame | None = None
         self._dir = _dir_identity(path)
 
     # -- opening and creating ------------------------------------------------------------
@@ -449,19 +451,31 @@ class CatalogSet:
         return out
 
     def items_of(self, rows: NDArray[np.int64]) -> pl.DataFrame:
-        """The items of global ``rows``, in order, read from their shards only."""
+        """The items of global ``rows``, in order, read from their shards only (every column
+        any shard has, null where a row's shard lacks it, in the order :attr:`items` has)."""
         rows = np.asarray(rows, np.int64)
+        template = self._items_template()
         if not len(rows):
-            return pl.concat([s.items.clear() for s in self.shards], how="diagonal_relaxed")
+            return template
         shard, local = self.locate(rows)
-        parts = []
+        parts = [template]
         for i in np.unique(shard).tolist():
             at = np.flatnonzero(shard == i)
             part = self.shards[i].items[local[at].tolist()]
             parts.append(part.with_columns(pl.Series("__at", at, dtype=pl.Int64)))
-        table = pl.concat(parts, how="diagonal_relaxed").sort("__at").drop("__at")
-        columns = pl.concat([s.items.clear() for s in self.shards], how="diagonal_relaxed").columns
-        return table.select(columns)
+        return pl.concat(parts, how="diagonal_relaxed").sort("__at").drop("__at")
+
+    def _items_template(self) -> pl.DataFrame:
+        """No rows, the columns and types of :attr:`items`, from the shards' parquet metadata."""
+        if self._template is None:
+            frames = []
+            for shard in self.shards:
+                with shard._open_items() as f, parquet_errors(shard.path / ITEMS_FILE):
+                    frame = pl.DataFrame(schema=pl.read_parquet_schema(f))
+                missing = [pl.lit(None, dtype=t).alias(c) for c, t in ITEM_COLUMNS.items() if c not in frame.columns]
+                frames.append(frame.with_columns(missing) if missing else frame)
+            self._template = pl.concat(frames, how="diagonal_relaxed")
+        return self._template
 
     def thumbnail_path(self, row: int) -> Path:
         """Where the thumbnail of global ``row`` would be (in its shard's thumbnail cache)."""

@@ -295,3 +295,19 @@ def test_indexes_built_in_the_shards_keep_the_set_valid(tmp_path: Path) -> None:
     reopened = CatalogSet.open(s.path)
     assert reopened.has_index
     np.testing.assert_array_equal(reopened.codes[np.arange(500)], codes)
+
+
+def test_shards_may_carry_different_extra_columns(tmp_path: Path) -> None:
+    Catalog.create(tmp_path / "a", np.zeros((3, 32), np.uint8), pl.DataFrame({"id": [1, 2, 3], "label": [7, 8, 9]}))
+    Catalog.create(
+        tmp_path / "b", np.ones((2, 32), np.uint8), pl.DataFrame({"id": [4, 5], "tags": [["x"], ["y", "z"]]})
+    )
+    s = CatalogSet.create(tmp_path / "set", [tmp_path / "a", tmp_path / "b"])
+    assert sorted(s.items.columns) == ["caption", "height", "id", "label", "tags", "uri", "width"]
+    picked = s.items_of(np.array([4, 0]))
+    assert picked.columns == s.items.columns
+    assert picked["id"].to_list() == [5, 1]
+    assert picked["label"].to_list() == [None, 7]
+    assert picked["tags"].to_list() == [["y", "z"], None]
+    assert s.items_of(np.array([1]))["tags"].to_list() == [None]
+    assert s.items_of(np.zeros(0, np.int64)).columns == s.items.columns
