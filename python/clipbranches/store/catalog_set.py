@@ -207,6 +207,7 @@ class CatalogSet:
         self._item_ids: NDArray[np.int64] | None = None
         self._items: pl.DataFrame | None = None
         self._template: pl.DataFrame | None = None
+        self._runs: list[bool | None] = [None] * len(infos)
         self._dir = _dir_identity(path)
 
     # -- opening and creating ------------------------------------------------------------
@@ -515,16 +516,28 @@ class CatalogSet:
             near = ~found & ~big & (wanted >= info.ids[0]) & (wanted <= info.ids[1])
             if not near.any():
                 continue
+            at = np.flatnonzero(near)
+            if self._id_runs(i):  # ids lo..hi in row order: the row is the id's distance from lo
+                rows[at] = wanted[at] - info.ids[0] + self.offsets[i]
+                found[at] = True
+                continue
             local, hit = shard._lookup(wanted[near])
-            at = np.flatnonzero(near)[hit]
-            rows[at] = local[hit] + self.offsets[i]
-            found[at] = True
+            rows[at[hit]] = local[hit] + self.offsets[i]
+            found[at[hit]] = True
         if not found.all():
             missing = raw[~found]
             raise UnknownItemError(
                 f"{what} ids not in the catalog set: {missing[:10].tolist()}{' ...' if len(missing) > 10 else ''}"
             )
         return rows
+
+    def _id_runs(self, shard: int) -> bool:
+        """Whether the shard's ids are its smallest id plus its row (checked once)."""
+        if self._runs[shard] is None:
+            info, ids = self.infos[shard], self.shards[shard].item_ids
+            span = info.ids is not None and info.ids[1] - info.ids[0] + 1 == info.count
+            self._runs[shard] = bool(span and (len(ids) < 2 or (np.diff(ids) == 1).all()))
+        return bool(self._runs[shard])
 
     @property
     def has_index(self) -> bool:

@@ -311,3 +311,14 @@ def test_shards_may_carry_different_extra_columns(tmp_path: Path) -> None:
     assert picked["tags"].to_list() == [["y", "z"], None]
     assert s.items_of(np.array([1]))["tags"].to_list() == [None]
     assert s.items_of(np.zeros(0, np.int64)).columns == s.items.columns
+
+
+def test_find_over_runs_of_ids_and_over_shuffled_ones(tmp_path: Path) -> None:
+    Catalog.create(tmp_path / "run", np.zeros((4, 32), np.uint8), pl.DataFrame({"id": [10, 11, 12, 13]}))
+    Catalog.create(tmp_path / "shuffled", np.zeros((3, 32), np.uint8), pl.DataFrame({"id": [15, 14, 16]}))
+    Catalog.create(tmp_path / "gaps", np.zeros((3, 32), np.uint8), pl.DataFrame({"id": [17, 19, 20]}))
+    s = CatalogSet.create(tmp_path / "set", [tmp_path / "run", tmp_path / "shuffled", tmp_path / "gaps"])
+    assert s.find([13, 10, 14, 15, 16, 20, 17]).tolist() == [3, 0, 5, 4, 6, 9, 7]
+    with pytest.raises(UnknownItemError, match="18"):
+        s.find([18])
+    np.testing.assert_array_equal(s.find(s.item_ids), np.arange(len(s)))
