@@ -10,6 +10,7 @@ import json
 import pickle
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -215,6 +216,34 @@ def test_a_session_works_on_a_set(sharded: ShardedEngine, labelled: tuple[np.nda
     assert results.labelled[:4].all()
     assert session.rounds[-1]["params"] == results.params
     assert session.rounds[-1]["total"] == results.total
+
+
+def test_threads_sharing_a_sharded_engine_get_the_sequential_answers(
+    single: SearchEngine, sharded: ShardedEngine, labelled: tuple[np.ndarray, np.ndarray]
+) -> None:
+    pos, neg = labelled
+    models = ["hybrid", "linear", "branch", "logreg"] * 2
+    expected = [single.refine(pos, neg, model=m, seed=9) for m in models]
+    got: dict[int, Results] = {}
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            results = sharded.refine(pos, neg, model=models[i], seed=9)
+            results.rows  # noqa: B018 (the full ranking, merged from the shards, concurrently)
+            got[i] = results
+        except BaseException as e:  # pragma: no cover (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(models))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for i, one in enumerate(expected):
+        np.testing.assert_array_equal(got[i].ids, one.ids)
+        np.testing.assert_array_equal(got[i].scores, one.scores)
 
 
 def test_text_queries_need_the_shards_encoder_and_head(
