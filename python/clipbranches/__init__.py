@@ -1,7 +1,8 @@
 """clipbranches: interactive text-to-image search with box classifiers over 32-byte codes.
 
 The public API is here: :class:`SearchEngine` (search, refine), :class:`Results`,
-:class:`Session` (labels, rounds, undo), :class:`Catalog`, :class:`RefineOptions`,
+:class:`Session` (labels, rounds, undo), :class:`Catalog`, :class:`CatalogSet` (catalogs as the
+shards of one collection; ``SearchEngine.open`` searches a set like a catalog), :class:`RefineOptions`,
 :class:`Rules` and the exceptions. The layers beneath are subpackages: :mod:`clipbranches.store`
 (catalogs, index, boxes, quantizers), :mod:`clipbranches.learn` (training sets, learners, the
 model registry) and :mod:`clipbranches.embed` (towers, heads, ingest).
@@ -19,10 +20,12 @@ from clipbranches.results import Results
 from clipbranches.rules import Rules
 from clipbranches.session import Session
 from clipbranches.store.catalog import Catalog
+from clipbranches.store.catalog_set import CatalogSet
 
 __all__ = [
     "DEFAULT_K",
     "Catalog",
+    "CatalogSet",
     "RefineOptions",
     "Results",
     "Rules",

@@ -33,8 +33,6 @@ module is the public home of all of them (``__all__`` is the one list of names).
 Defined here (Python-only): IndexNotFoundError, CatalogChangedError, DatasetNotFoundError,
 EncoderError, EncoderMismatchError, MissingDependencyError, OutputError, SessionFormatError,
 UnknownItemError, ShardMissingError, ShardCorruptError; the others natively.
-(The two shard errors are not in ``__all__`` yet: ``tests/python/test_exceptions.py`` lists the
-Python-only names and must list them first; import them from this module.)
 """
 
 from clipbranches._core import (
@@ -126,6 +124,8 @@ __all__ = [
     "MissingDependencyError",
     "OutputError",
     "SessionFormatError",
+    "ShardCorruptError",
+    "ShardMissingError",
     "StaleIndexError",
     "UnknownItemError",
 ]

@@ -16,6 +16,8 @@ PYTHON_ONLY = {
     "IndexNotFoundError",
     "MissingDependencyError",
     "SessionFormatError",
+    "ShardCorruptError",
+    "ShardMissingError",
     "UnknownItemError",
 }
 

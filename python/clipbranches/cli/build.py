@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from numpy.typing import NDArray
 
 from clipbranches.exceptions import ClipBranchesError, InvalidArgumentError
 from clipbranches.store.catalog import HEAD_FILE, THUMBS_DIR, Catalog
+from clipbranches.store.catalog_set import CatalogSet, is_catalog_set
 
 if TYPE_CHECKING:
     from clipbranches.embed.encoders import Encoder
@@ -184,6 +186,8 @@ def ingest(args: argparse.Namespace) -> int:
 
 
 def index(args: argparse.Namespace) -> int:
+    if is_catalog_set(args.catalog):
+        return _index_set(args)
     catalog = Catalog.open(args.catalog)
     start = time.perf_counter()
     built = catalog.build_index(block_items=args.block_items)
@@ -198,14 +202,10 @@ def index(args: argparse.Namespace) -> int:
 
 
 def info(args: argparse.Namespace) -> int:
+    if is_catalog_set(args.catalog):
+        return _info_set(args)
     catalog = Catalog.open(args.catalog)
     thumbs = catalog.path / THUMBS_DIR
-    index_state = "none (build it with `clipbranches index CATALOG`)"
-    if catalog.has_index:
-        try:
-            index_state = f"{catalog.index.nbytes:,} bytes"
-        except ClipBranchesError as e:  # stale or corrupt: report it, do not fail
-            index_state = f"unusable ({type(e).__name__}: {e})"
     summary = {
         "catalog": str(catalog.path),
         "items": len(catalog),
@@ -214,7 +214,7 @@ def info(args: argparse.Namespace) -> int:
         "head": catalog.manifest.get("head"),
         "head_file": (catalog.path / HEAD_FILE).is_file(),
         "quantizer": catalog.manifest["quantizer"],
-        "index": index_state,
+        "index": _index_state(catalog),
         "thumbnails": sum(1 for _ in thumbs.iterdir()) if thumbs.is_dir() else 0,
         "columns": catalog.items.columns,
     }
@@ -223,13 +223,83 @@ def info(args: argparse.Namespace) -> int:
 
 
 def verify(args: argparse.Namespace) -> int:
+    if is_catalog_set(args.catalog):
+        catalog_set = CatalogSet.open(args.catalog)  # every shard checked against the set manifest
+        catalog_set.verify()  # checksums of every data file of every shard
+        states = [_verified_index(shard) for shard in catalog_set.shards]
+        summary = {"catalog_set": str(catalog_set.path), "shards": len(states), "items": len(catalog_set)}
+        emit({**summary, "data": "ok", "index": _count_states(states, lambda state: state == "ok", "ok")}, args.json)
+        return 0
     catalog = Catalog.open(args.catalog)
     catalog.verify()  # checksums of every data file
-    index_state = "none (build it with `clipbranches index CATALOG`)"
-    if catalog.has_index:
-        _ = catalog.index  # opening checks the header, the catalog's checksum and the payload's
-        index_state = "ok"
-    emit({"catalog": str(catalog.path), "items": len(catalog), "data": "ok", "index": index_state}, args.json)
+    emit(
+        {"catalog": str(catalog.path), "items": len(catalog), "data": "ok", "index": _verified_index(catalog)},
+        args.json,
+    )
+    return 0
+
+
+def _verified_index(catalog: Catalog) -> str:
+    if not catalog.has_index:
+        return "none (build it with `clipbranches index CATALOG`)"
+    _ = catalog.index  # opening checks the header, the catalog's checksum and the payload's
+    return "ok"
+
+
+def _index_state(catalog: Catalog) -> str:
+    if not catalog.has_index:
+        return "none (build it with `clipbranches index CATALOG`)"
+    try:
+        return f"{catalog.index.nbytes:,} bytes"
+    except ClipBranchesError as e:  # stale or corrupt: report it, do not fail
+        return f"unusable ({type(e).__name__}: {e})"
+
+
+def _count_states(states: list[str], good: Callable[[str], bool], all_good: str) -> str:
+    """``all_good`` when every shard's state is good, else how many are and the first other one."""
+    others = [state for state in states if not good(state)]
+    if not others:
+        return all_good
+    return f"{len(states) - len(others)} of {len(states)} shards; the others: {others[0]}"
+
+
+def _index_set(args: argparse.Namespace) -> int:
+    """``index`` on a catalog set: (re)build every shard's index."""
+    catalog_set = CatalogSet.open(args.catalog)
+    start = time.perf_counter()
+    nbytes = sum(shard.build_index(block_items=args.block_items).nbytes for shard in catalog_set.shards)
+    summary = {
+        "catalog_set": str(catalog_set.path),
+        "shards": len(catalog_set.shards),
+        "items": len(catalog_set),
+        "seconds": round(time.perf_counter() - start, 2),
+        "bytes": nbytes,
+    }
+    emit(summary, args.json)
+    return 0
+
+
+def _info_set(args: argparse.Namespace) -> int:
+    """``info`` on a catalog set: what they share, then one line per shard."""
+    catalog_set = CatalogSet.open(args.catalog)
+    states = [_index_state(shard) for shard in catalog_set.shards]
+    shards = [
+        {"shard": info.name, "items": info.count, "first_row": info.offset, "ids": info.ids, "index": state}
+        for info, state in zip(catalog_set.infos, states, strict=True)
+    ]
+    summary = {
+        "catalog_set": str(catalog_set.path),
+        "items": len(catalog_set),
+        "dim": catalog_set.dim,
+        "encoder": catalog_set.encoder,
+        "head": catalog_set.identity.get("head"),
+        "index": _count_states(states, lambda state: state.endswith(" bytes"), "every shard"),
+        "shards": shards if args.json else len(shards),
+    }
+    emit(summary, args.json)
+    if not args.json:
+        for shard in shards:
+            print("  " + "  ".join(f"{k} {v}" for k, v in shard.items()))
     return 0
 
 
