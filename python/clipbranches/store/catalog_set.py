@@ -32,16 +32,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import json
 import os
-import re
 import secrets
 import shutil
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,56 +59,29 @@ from clipbranches.exceptions import (
 from clipbranches.store.catalog import MANIFEST_FILE, THUMBS_DIR, Catalog
 from clipbranches.store.items import ITEM_COLUMNS, ITEMS_FILE, parquet_errors
 from clipbranches.store.quantize import CalibratedQuantizer, FixedRangeQuantizer, quantizer_from_params
+from clipbranches.store.set_manifest import (
+    SET_FORMAT,
+    SET_MANIFEST,
+    SET_VERSION,
+    ShardInfo,
+    check_disjoint_ids,
+    check_same_identity,
+    id_range,
+    identity_of,
+    manifest_bytes,
+    open_shard,
+    parse_manifest,
+    ranges_overlap,
+    sha256,
+    shard_info,
+)
 
 __all__ = ["SET_FORMAT", "SET_MANIFEST", "SET_VERSION", "CatalogSet", "SetCodes", "ShardInfo", "is_catalog_set"]
 
-#: The file that makes a directory a catalog set (written last).
-SET_MANIFEST = "catalogset.json"
-SET_FORMAT = "clipbranches-catalog-set"
-SET_VERSION = 1
 #: The lock file serialising writers of one set (``add_shard``).
 LOCK_FILE = ".catalogset.lock"
-_SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 #: What a shard may be given as: a catalog's path or an open catalog.
 ShardSource = str | os.PathLike[str] | Catalog
-
-
-@dataclass(frozen=True)
-class ShardInfo:
-    """One shard as the set manifest records it.
-
-    Attributes
-    ----------
-    name
-        Its directory, relative to the set (a plain name).
-    count
-        Items in it.
-    offset
-        The global row of its first item (the sum of the counts before it).
-    manifest_sha256
-        SHA-256 of its ``manifest.json`` (which holds the checksums of its data files).
-    codes_blake3
-        Its codes checksum (from its manifest).
-    ids
-        ``(smallest, largest)`` item id, or None for an empty shard.
-    """
-
-    name: str
-    count: int
-    offset: int
-    manifest_sha256: str
-    codes_blake3: str
-    ids: tuple[int, int] | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "path": self.name,
-            "count": self.count,
-            "offset": self.offset,
-            "manifest_sha256": self.manifest_sha256,
-            "codes_blake3": self.codes_blake3,
-            "ids": list(self.ids) if self.ids is not None else None,
-        }
 
 
 def is_catalog_set(path: str | os.PathLike[str]) -> bool:
@@ -123,15 +92,6 @@ def is_catalog_set(path: str | os.PathLike[str]) -> bool:
     except (ClipBranchesError, OSError, ValueError, TypeError):
         return False
     return isinstance(manifest, dict) and manifest.get("format") == SET_FORMAT
-
-
-def _identity(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """What every shard of a set shares: the code width and the encoder, head and quantizer."""
-    return {key: manifest.get(key) for key in ("dim", "encoder", "head", "quantizer")}
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 class SetCodes:
@@ -233,7 +193,7 @@ class CatalogSet:
         if not root.is_dir():
             raise CatalogNotFoundError(f"{root}: no such catalog set")
         manifest_path = root / SET_MANIFEST
-        manifest = _parse_manifest(read_bytes(manifest_path, "catalog set manifest", error=CatalogFormatError), root)
+        manifest = parse_manifest(read_bytes(manifest_path, "catalog set manifest", error=CatalogFormatError), root)
         infos: list[ShardInfo] = manifest["shards"]
         missing = [info.name for info in infos if not os.path.isdir(root / info.name)]
         if missing:
@@ -244,7 +204,7 @@ class CatalogSet:
                 missing[0],
             )
         identity = manifest["identity"]
-        shards = [_open_shard(root, info, identity) for info in infos]
+        shards = [open_shard(root, info, identity) for info in infos]
         catalog_set = cls(root, manifest["raw"], shards, infos)
         catalog_set._check_ids_unique(on_open=True)
         return catalog_set
@@ -277,11 +237,11 @@ class CatalogSet:
         if os.path.lexists(target):
             raise CatalogExistsError(f"{target}: already exists")
         opened = [Catalog.open(s) for s in sources]
-        identity = _identity(opened[0].manifest)
+        identity = identity_of(opened[0].manifest)
         for source, catalog in zip(sources, opened, strict=True):
-            _check_same_identity(identity, catalog, source)
+            check_same_identity(identity, catalog, source)
         id_lists = [catalog.item_ids for catalog in opened]
-        _check_disjoint_ids([str(s) for s in sources], id_lists)
+        check_disjoint_ids([str(s) for s in sources], id_lists)
         staging = target.parent / f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
         staging.mkdir()
         placed: list[tuple[Path, Path, bool]] = []
@@ -292,9 +252,9 @@ class CatalogSet:
                 name = _shard_name(i)
                 moved = _place(source, catalog, staging / name, move)
                 placed.append((staging / name, source, moved))
-                infos.append(_info(staging / name, name, offset, id_lists[i]))
+                infos.append(shard_info(staging / name, name, offset, id_lists[i]))
                 offset += infos[-1].count
-            atomic_write(staging / SET_MANIFEST, _manifest_bytes(identity, infos), "catalog set manifest")
+            atomic_write(staging / SET_MANIFEST, manifest_bytes(identity, infos), "catalog set manifest")
             if os.path.lexists(target):
                 raise CatalogExistsError(f"{target}: appeared while the set was being made")
             os.rename(staging, target)
@@ -327,11 +287,11 @@ class CatalogSet:
         with _writer_lock(self._path):
             current = CatalogSet.open(self._path)  # the latest manifest: another writer may have added
             catalog = Catalog.open(src)
-            _check_same_identity(current.identity, catalog, src)
+            check_same_identity(current.identity, catalog, src)
             ids = catalog.item_ids
             for i, info in enumerate(current.infos):
-                if _ranges_overlap(info.ids, _id_range(ids)):
-                    _check_disjoint_ids([info.name, str(src)], [current.shards[i].item_ids, ids])
+                if ranges_overlap(info.ids, id_range(ids)):
+                    check_disjoint_ids([info.name, str(src)], [current.shards[i].item_ids, ids])
             index = len(current.infos)
             while os.path.lexists(self._path / _shard_name(index)):
                 index += 1  # an unlisted shard an interrupted add left behind: never reused
@@ -342,8 +302,8 @@ class CatalogSet:
             try:
                 moved = _place(src, catalog, staging, move)
                 os.rename(staging, dest)
-                info = _info(dest, name, len(current), ids)
-                data = _manifest_bytes(current.identity, [*current.infos, info])
+                info = shard_info(dest, name, len(current), ids)
+                data = manifest_bytes(current.identity, [*current.infos, info])
                 atomic_write(self._path / SET_MANIFEST, data, "catalog set manifest")
             except BaseException:
                 leftover = dest if os.path.lexists(dest) else staging
@@ -416,7 +376,7 @@ class CatalogSet:
         """One checksum of the set's codes: SHA-256 over the shards' codes checksums, in order
         (what ties a saved session to this set)."""
         joined = "\n".join(info.codes_blake3 for info in self.infos)
-        return "set-sha256:" + _sha256(joined.encode())
+        return "set-sha256:" + sha256(joined.encode())
 
     @property
     def item_ids(self) -> NDArray[np.int64]:
@@ -591,7 +551,7 @@ class CatalogSet:
         for i, a in enumerate(self.infos):
             for j in range(i + 1, len(self.infos)):
                 b = self.infos[j]
-                if not _ranges_overlap(a.ids, b.ids):
+                if not ranges_overlap(a.ids, b.ids):
                     continue
                 both = np.intersect1d(self.shards[i].item_ids, self.shards[j].item_ids)
                 if len(both):
@@ -636,42 +596,10 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _id_range(ids: NDArray[np.int64]) -> tuple[int, int] | None:
-    return (int(ids.min()), int(ids.max())) if len(ids) else None
-
-
-def _ranges_overlap(a: tuple[int, int] | None, b: tuple[int, int] | None) -> bool:
-    return a is not None and b is not None and a[0] <= b[1] and b[0] <= a[1]
-
-
-def _check_disjoint_ids(names: Sequence[str], id_lists: Sequence[NDArray[np.int64]]) -> None:
-    ranges = [_id_range(ids) for ids in id_lists]
-    for i in range(len(id_lists)):
-        for j in range(i + 1, len(id_lists)):
-            if not _ranges_overlap(ranges[i], ranges[j]):
-                continue
-            both = np.intersect1d(id_lists[i], id_lists[j])
-            if len(both):
-                raise InvalidArgumentError(
-                    f"{names[i]} and {names[j]} both hold item ids {both[:10].tolist()}: "
-                    "ids must be unique in a catalog set"
-                )
-
-
-def _check_same_identity(identity: Mapping[str, Any], catalog: Catalog, source: Path) -> None:
-    theirs = _identity(catalog.manifest)
-    if theirs != dict(identity):
-        diff = [k for k in identity if identity[k] != theirs.get(k)]
-        raise InvalidArgumentError(
-            f"{source}: its {', '.join(diff)} differ from the catalog set's ({theirs} vs {dict(identity)}); "
-            "every shard must come from the same encoder, head and quantizer"
-        )
-
-
 def _place(source: Path, catalog: Catalog, dest: Path, move: bool) -> bool:
     """Put the catalog at ``source`` at ``dest`` (moved if ``move`` and on the same file system,
     else copied) and check it is the catalog opened; True if it was moved."""
-    expected = _sha256(read_bytes(source / MANIFEST_FILE, "manifest", error=CatalogFormatError))
+    expected = sha256(read_bytes(source / MANIFEST_FILE, "manifest", error=CatalogFormatError))
     moved = False
     if move:
         try:
@@ -683,123 +611,12 @@ def _place(source: Path, catalog: Catalog, dest: Path, move: bool) -> bool:
     if not moved:
         shutil.copytree(source, dest, symlinks=True)
         catalog.check_unchanged()  # not swapped for another catalog while it was copied
-    got = _sha256(read_bytes(dest / MANIFEST_FILE, "manifest", error=CatalogFormatError))
+    got = sha256(read_bytes(dest / MANIFEST_FILE, "manifest", error=CatalogFormatError))
     if got != expected:
         raise CatalogFormatError(f"{source}: its manifest changed while it was being added to the catalog set")
     if moved and _dir_identity(dest) != catalog._identity:
         raise CatalogFormatError(f"{source}: was replaced while it was being added to the catalog set")
     return moved
-
-
-def _info(path: Path, name: str, offset: int, ids: NDArray[np.int64]) -> ShardInfo:
-    data = read_bytes(path / MANIFEST_FILE, "manifest", error=CatalogFormatError)
-    manifest = json.loads(data)
-    return ShardInfo(
-        name=name,
-        count=int(manifest["count"]),
-        offset=offset,
-        manifest_sha256=_sha256(data),
-        codes_blake3=str(manifest["files"]["codes.u8"]["blake3"]),
-        ids=_id_range(ids),
-    )
-
-
-def _manifest_bytes(identity: Mapping[str, Any], infos: Sequence[ShardInfo]) -> bytes:
-    manifest = {
-        "format": SET_FORMAT,
-        "version": SET_VERSION,
-        "count": sum(info.count for info in infos),
-        "identity": dict(identity),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "shards": [info.to_json() for info in infos],
-    }
-    return (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode()
-
-
-def _parse_manifest(data: bytes, root: Path) -> dict[str, Any]:
-    """The parsed manifest with ``shards`` as :class:`ShardInfo` (and ``raw``: the JSON)."""
-    where = root / SET_MANIFEST
-
-    def bad(why: str) -> CatalogFormatError:
-        return CatalogFormatError(f"{where}: {why}")
-
-    try:
-        raw = json.loads(data)
-    except ValueError as e:
-        raise bad(f"not JSON ({e})") from None
-    if not isinstance(raw, dict) or raw.get("format") != SET_FORMAT:
-        raise bad(f"not a catalog set manifest (format {raw.get('format') if isinstance(raw, dict) else None!r})")
-    if raw.get("version") != SET_VERSION:
-        raise bad(f"catalog set format version {raw.get('version')!r}; this version reads {SET_VERSION}")
-    identity = raw.get("identity")
-    shards = raw.get("shards")
-    if not isinstance(identity, dict) or not isinstance(identity.get("dim"), int) or not isinstance(shards, list):
-        raise bad("no identity (with dim) or no shard list")
-    infos: list[ShardInfo] = []
-    offset = 0
-    names: set[str] = set()
-    for k, entry in enumerate(shards):
-        try:
-            name = entry["path"]
-            count = entry["count"]
-            ids = entry["ids"]
-            ok = (
-                isinstance(name, str)
-                and _SHARD_NAME.match(name) is not None
-                and isinstance(count, int)
-                and count >= 0
-                and entry["offset"] == offset
-                and isinstance(entry["manifest_sha256"], str)
-                and isinstance(entry["codes_blake3"], str)
-                and (ids is None or (isinstance(ids, list) and len(ids) == 2 and all(isinstance(v, int) for v in ids)))
-            )
-        except (KeyError, TypeError):
-            ok = False
-        if not ok or name in names:
-            raise bad(f"shard entry {k} is not valid: {entry!r}")
-        names.add(name)
-        info = ShardInfo(name, count, offset, entry["manifest_sha256"], entry["codes_blake3"], None)
-        infos.append(
-            info if ids is None else ShardInfo(name, count, offset, info.manifest_sha256, info.codes_blake3, tuple(ids))
-        )
-        offset += count
-    if raw.get("count") != offset:
-        raise bad(f"count {raw.get('count')!r} is not the sum of the shards' counts ({offset})")
-    return {"raw": raw, "identity": identity, "shards": infos}
-
-
-def _open_shard(root: Path, info: ShardInfo, identity: Mapping[str, Any]) -> Catalog:
-    """Open one shard and check it is the one the set recorded."""
-    path = root / info.name
-
-    def corrupt(why: str) -> ShardCorruptError:
-        return ShardCorruptError(f"{root}: shard {info.name}: {why}", info.name)
-
-    try:
-        data = read_bytes(path / MANIFEST_FILE, "manifest", error=CatalogFormatError)
-    except CatalogFormatError as e:
-        raise corrupt(str(e)) from e
-    if _sha256(data) != info.manifest_sha256:
-        raise corrupt("its manifest.json is not the one the catalog set recorded (edited or replaced)")
-    try:
-        catalog = Catalog.open(path)
-    except CatalogNotFoundError as e:
-        raise ShardMissingError(f"{root}: shard {info.name} missing: {e}", info.name) from e
-    except ClipBranchesError as e:
-        raise corrupt(str(e)) from e
-    try:
-        same = catalog.manifest == json.loads(data)
-    except ValueError:
-        same = False
-    if not same:
-        raise corrupt("its manifest changed while the set was being opened")
-    if len(catalog) != info.count:
-        raise corrupt(f"holds {len(catalog)} items; the catalog set recorded {info.count}")
-    if _identity(catalog.manifest) != dict(identity):
-        raise corrupt(f"its identity {_identity(catalog.manifest)} is not the set's {dict(identity)}")
-    if catalog.codes_checksum != info.codes_blake3:
-        raise corrupt("its codes checksum is not the one the catalog set recorded")
-    return catalog
 
 
 @contextmanager
