@@ -50,7 +50,9 @@ def test_an_uncaptioned_folder_is_searchable_refinable_and_exportable(
     assert main(["ingest", str(folder), str(catalog), *CPU, "--json"]) == 0
     summary = _json(capsys)
     assert summary["items"] == 3 * len(PHOTOS)
-    assert summary["heads"] == "default, no captions needed (ConSE + PCA-32 of the class prompts)"
+    assert summary["heads"] == (
+        "default, no captions needed (ConSE + PCA-32, fitted on the class prompts: fewer than 1,000 images)"
+    )
     assert Catalog.open(catalog).manifest["head"]["kind"] == "projection"
 
     session = tmp_path / "s.json"

@@ -106,32 +106,30 @@ def _pseudo_checked(args: argparse.Namespace, encoder: Encoder) -> Encoder:
 
 
 def reproject(args: argparse.Namespace) -> int:
+    from clipbranches.embed.codes import load_features
     from clipbranches.embed.codes import reproject as run
     from clipbranches.embed.encoders import make_encoder
-    from clipbranches.embed.head import load_heads
-    from clipbranches.embed.head.defaults import default_heads
+    from clipbranches.embed.head import AnyHeads, load_heads
+    from clipbranches.embed.head.defaults import default_heads, describe
 
     source = Catalog.open(args.catalog)
     start = time.perf_counter()
+    features = load_features(source)  # no features, no work: checked before any model loads
+    heads: AnyHeads
     if args.head is not None:
         heads = load_heads(args.head, device=args.device or "cpu")
-    else:
-        heads = default_heads(make_encoder(source.encoder or {}, device=args.device))
+    else:  # fitted on the kept features, as ingest fits them on the encoded images
+        projection = default_heads(make_encoder(source.encoder or {}, device=args.device), features)
+        heads, described = projection, describe(projection, len(features))
     catalog = run(source, args.out, heads, overwrite=args.overwrite)
     summary = {
         "catalog": str(catalog.path),
         "items": len(catalog),
-        "heads": str(args.head) if args.head else _default_heads_name(heads.config.to_dict()),
+        "heads": str(args.head) if args.head else described,
         "seconds": round(time.perf_counter() - start, 2),
     }
     emit(summary, args.json)
     return 0
-
-
-def _default_heads_name(config: dict[str, Any]) -> str:
-    """What ingest without --head used, in words."""
-    how = "ConSE + PCA-32 of the class prompts" if config.get("join") == "conse" else "PCA-32 of the shared space"
-    return f"default, no captions needed ({how})"
 
 
 def _epoch_line(record: dict[str, float]) -> None:
@@ -165,7 +163,7 @@ def ingest(args: argparse.Namespace) -> int:
     )
     summary = {
         "catalog": str(catalog.path),
-        "heads": str(args.head) if args.head else _default_heads_name(catalog.manifest.get("head") or {}),
+        "heads": str(args.head) if args.head else report.default_heads,
         "items": report.items,
         "skipped": len(report.skipped),
         "near_duplicates": len(report.near_duplicates),

@@ -55,6 +55,8 @@ class IngestReport(EncodeReport):
 
     items: int = 0
     near_duplicates: list[tuple[str, str]] = field(default_factory=list)
+    default_heads: str = ""
+    """The default heads in words when ingest made them (no heads given), else empty."""
 
 
 def list_source(source: str | os.PathLike[str]) -> pl.DataFrame:
@@ -197,10 +199,12 @@ def ingest(
         keep = _first_copies(report.digests)
         if heads is None:
             from clipbranches.embed.codes import project_images
-            from clipbranches.embed.head.defaults import default_heads
+            from clipbranches.embed.head.defaults import default_heads, describe
 
             half = np.ascontiguousarray(features).view(np.float16)
-            heads = default_heads(encoder, half[keep == np.arange(len(keep))])  # exact copies count once
+            unique = half[keep == np.arange(len(keep))]  # exact copies count once
+            heads = default_heads(encoder, unique)
+            report.default_heads = describe(heads, len(unique))
             codes = project_images(heads, half)
         report.skipped += [(uris[positions[i]], f"duplicate of {uris[positions[first]]}") for i, first in _later(keep)]
         near = _first_copies(_code_keys(codes), within=keep)

@@ -32,7 +32,7 @@ from clipbranches.exceptions import InvalidArgumentError
 if TYPE_CHECKING:
     from clipbranches.embed.encoders import Encoder
 
-__all__ = ["MAX_FIT_IMAGES", "MIN_FIT_IMAGES", "check_default_heads", "default_heads"]
+__all__ = ["MAX_FIT_IMAGES", "MIN_FIT_IMAGES", "check_default_heads", "default_heads", "describe"]
 
 #: Below this many images the projection is fitted on the class prompts instead.
 MIN_FIT_IMAGES = 1000
@@ -72,3 +72,14 @@ def default_heads(encoder: Encoder, images: NDArray[np.floating] | None = None) 
         return fit_projection_heads(prompts, images, image_dim=encoder.image_dim)
     prompts = encoder.encode_texts([PROMPT.format(c) for c in imagenet_classes()])
     return fit_projection_heads(prompts, images, classifier=lite0_classifier(), one_mean=True)
+
+
+def describe(heads: ProjectionHeads, images: int | None) -> str:
+    """Default heads in words, for a summary: how they join the towers and what they were fitted
+    on (``images``: how many catalog images were offered to :func:`default_heads`)."""
+    how = "ConSE + PCA-32" if heads.config.join == "conse" else "PCA-32 of the shared space"
+    if images is not None and images >= MIN_FIT_IMAGES:
+        on = f"fitted on the catalog's {min(images, MAX_FIT_IMAGES):,} images"
+    else:
+        on = f"fitted on the class prompts: fewer than {MIN_FIT_IMAGES:,} images"
+    return f"default, no captions needed ({how}, {on})"
