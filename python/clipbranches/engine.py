@@ -98,16 +98,23 @@ class SearchEngine:
         encoder: Encoder | None = None,
         device: str | None = None,
         build_index: bool = False,
+        cluster: str | None = None,
     ) -> SearchEngine:
         """Open the catalog at ``path`` (and build its index first when ``build_index`` and it
         has none). Without an index, box models fall back to the full scan (slower).
 
         A catalog set (:mod:`clipbranches.store.catalog_set`) opens as a
-        :class:`~clipbranches.sharded.ShardedEngine`: the same answers over its shards."""
+        :class:`~clipbranches.sharded.ShardedEngine`: the same answers over its shards; with
+        ``cluster`` (``"auto"``, ``"local"`` or a Ray address), as a
+        :class:`~clipbranches.cluster.RayEngine`: one Ray actor per shard."""
+        if cluster is not None and not is_catalog_set(path):
+            raise InvalidArgumentError(
+                f"{path} is one catalog: a cluster serves catalog sets (clipbranches.store.CatalogSet)"
+            )
         if is_catalog_set(path):
             from clipbranches.sharded import ShardedEngine
 
-            return ShardedEngine.open(path, encoder=encoder, device=device, build_index=build_index)
+            return ShardedEngine.open(path, encoder=encoder, device=device, build_index=build_index, cluster=cluster)
         catalog = Catalog.open(path)
         if build_index and not catalog.has_index:
             catalog.build_index()

@@ -19,8 +19,10 @@ shards in order (ids, scores, totals, paging, export), for every model:
   and exports are pulled from the shards when asked for.
 
 :class:`ShardWorker` is everything the driver asks of one shard; its methods take and return
-small picklable values, so a Ray actor can run the very same class (issue 17's next step). Here
-the workers run in the driver's process, one after the other (each native call is parallel).
+small picklable values, so a Ray actor runs the very same class (:mod:`clipbranches.cluster`).
+Here the workers run in the driver's process, one after the other (each native call is
+parallel): every call to all the shards goes through :meth:`ShardedEngine._map`, which the Ray
+engine overrides to send them all at once.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import os
 import secrets
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -249,9 +251,26 @@ class ShardWorker:
 # -- results over shards -------------------------------------------------------------------
 
 
+#: Calls ``method`` of every shard's worker with that shard's arguments (``None``: that shard is
+#: not called, its answer is ``None``); the answers in shard order.
+FanOut = Callable[[str, Sequence["tuple[Any, ...] | None"]], list[Any]]
+
+
 def _release(workers: Sequence[ShardWorker], round_id: int) -> None:
     for worker in workers:
         worker.release(round_id)
+
+
+def _sequential(workers: Sequence[ShardWorker]) -> FanOut:
+    """The in-process fan-out: each shard's call in turn."""
+
+    def fan_out(method: str, calls: Sequence[tuple[Any, ...] | None]) -> list[Any]:
+        return [
+            None if args is None else getattr(worker, method)(*args)
+            for worker, args in zip(workers, calls, strict=True)
+        ]
+
+    return fan_out
 
 
 def _shift(hits: Ranked, offset: int) -> Ranked:
@@ -276,6 +295,7 @@ class ShardedResults(Results):
         round_id: int | None = None,
         pages: Sequence[ShardPage] = (),
         scorer: ShardScorer | None = None,
+        fan_out: FanOut | None = None,
         **options: Any,
     ) -> None:
         self.catalog_set = catalog_set
@@ -283,6 +303,7 @@ class ShardedResults(Results):
         #: one shard's part, e.g. where its worker was restarted.
         self.scorer = scorer
         self._workers = tuple(workers)
+        self._fan_out = fan_out if fan_out is not None else _sequential(self._workers)
         self._round = round_id
         starts = catalog_set.offsets[: len(pages)]
         self._pages = [ShardPage(p.count, _shift(p.page, int(o))) for p, o in zip(pages, starts, strict=True)]
@@ -304,7 +325,8 @@ class ShardedResults(Results):
         if self._all is None:
             assert self._round is not None
             starts = self.catalog_set.offsets[:-1]
-            parts = [_shift(w.ranked(self._round), int(o)) for w, o in zip(self._workers, starts, strict=True)]
+            ranked = self._fan_out("ranked", [(self._round,)] * len(self._workers))
+            parts = [_shift(r, int(o)) for r, o in zip(ranked, starts, strict=True)]
             merged = NOTHING
             for part in parts:
                 merged = concat(merged, part)
@@ -337,13 +359,11 @@ class ShardedResults(Results):
         """The best ``k`` items of all shards: each shard's best ``k`` (from its first page when
         that holds them), merged."""
         assert self._round is not None
+        missing = [None if len(p.page) >= min(k, p.count) else (self._round, k) for p in self._pages]
+        tops = self._fan_out("top", missing) if any(missing) else [None] * len(missing)
         merged = NOTHING
-        for i, (worker, page) in enumerate(zip(self._workers, self._pages, strict=True)):
-            if len(page.page) >= min(k, page.count):
-                part = page.page
-            else:
-                part = _shift(worker.top(self._round, k), int(self.catalog_set.offsets[i]))
-            merged = concat(merged, part)
+        for i, (page, top) in enumerate(zip(self._pages, tops, strict=True)):
+            merged = concat(merged, page.page if top is None else _shift(top, int(self.catalog_set.offsets[i])))
         return merged.top(k)
 
     @property
@@ -395,7 +415,7 @@ class ShardedEngine(SearchEngine):
     def __init__(self, catalog_set: CatalogSet, *, encoder: Encoder | None = None, device: str | None = None) -> None:
         self.catalog_set = catalog_set
         super().__init__(cast(Catalog, catalog_set), encoder=encoder, device=device)
-        self.workers = [ShardWorker(shard) for shard in catalog_set.shards]
+        self.workers = self._start_workers()
         self._round_ids = itertools.count()
         self._towers_engine: SearchEngine | None = None
 
@@ -407,15 +427,30 @@ class ShardedEngine(SearchEngine):
         encoder: Encoder | None = None,
         device: str | None = None,
         build_index: bool = False,
+        cluster: str | None = None,
     ) -> ShardedEngine:
         """Open the catalog set at ``path`` (every shard checked first; with ``build_index``,
-        the shards without an index get one)."""
+        the shards without an index get one). With ``cluster`` (``"auto"``, ``"local"`` or a
+        Ray address): a :class:`~clipbranches.cluster.RayEngine`, one Ray actor per shard."""
+        if cluster is not None:
+            from clipbranches.cluster import RayEngine
+
+            return RayEngine.open(path, encoder=encoder, device=device, build_index=build_index, cluster=cluster)
         catalog_set = CatalogSet.open(path)
         if build_index:
             catalog_set.build_index()
         return cls(catalog_set, encoder=encoder, device=device)
 
     # -- shard plumbing ----------------------------------------------------------------------
+
+    def _start_workers(self) -> list[ShardWorker]:
+        """One worker per shard (here: in this process, on the set's open shards)."""
+        return [ShardWorker(shard) for shard in self.catalog_set.shards]
+
+    def _map(self, method: str, calls: Sequence[tuple[Any, ...] | None]) -> list[Any]:
+        """Call ``method`` of every shard's worker with that shard's arguments (:data:`FanOut`).
+        Here one after the other; the Ray engine sends them all at once."""
+        return _sequential(self.workers)(method, calls)
 
     def _codes(self) -> SetCodes:
         """The set's codes gathered through the workers."""
@@ -439,7 +474,7 @@ class ShardedEngine(SearchEngine):
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InvalidArgumentError(f"k must be a positive integer, got {k!r}")
         with clock.stage("query"):
-            parts = [w.nearest(code, int(k)) for w in self.workers]
+            parts = self._map("nearest", [(code, int(k))] * len(self.workers))
             distances = np.concatenate([d for d, _ in parts]) if parts else np.zeros(0, np.uint32)
             rows = np.concatenate([r + o for (_, r), o in zip(parts, self.catalog_set.offsets[:-1], strict=True)])
             order = np.lexsort((rows, distances))[: int(k)]
@@ -475,10 +510,10 @@ class ShardedEngine(SearchEngine):
             with clock.stage("query"):
                 scorer = self._scorer(learner, training, round_id)
                 labelled = np.union1d(pos, neg)
-                pages = [
-                    worker.apply(round_id, scorer, self._local(labelled, i), FIRST_PAGE)
-                    for i, worker in enumerate(self.workers)
-                ]
+                pages = self._map(
+                    "apply",
+                    [(round_id, scorer, self._local(labelled, i), FIRST_PAGE) for i in range(len(self.workers))],
+                )
                 # The positives, ranked by the model's own score of them (the codes gathered).
                 pinned, _ = honour_labels(NOTHING, learner, cast(NDArray[np.uint8], self._codes()), pos, neg)
         except BaseException:
@@ -504,6 +539,7 @@ class ShardedEngine(SearchEngine):
             model=learner,
             pinned=pinned,
             scorer=scorer,
+            fan_out=self._map,
         )
         with clock.stage("rank"):
             results.head(FIRST_PAGE)
@@ -552,7 +588,7 @@ class ShardedEngine(SearchEngine):
         learner.final = first
         if not learner.pseudo_rows:
             return first
-        counts = np.array([w.first_pass(round_id, LinearScan(first)) for w in self.workers], np.int64)
+        counts = np.array(self._map("first_pass", [(round_id, LinearScan(first))] * len(self.workers)), np.int64)
         sizes = np.diff(self.catalog_set.offsets)
         accepted, n = int(counts.sum()), len(self.catalog_set)
         rng = np.random.default_rng(learner.seed)
@@ -566,13 +602,14 @@ class ShardedEngine(SearchEngine):
         )
         inside_at = np.concatenate([[0], np.cumsum(counts)])
         outside_at = np.concatenate([[0], np.cumsum(sizes - counts)])
-        pos_parts, neg_parts = [], []
-        for i, worker in enumerate(self.workers):
+        calls: list[tuple[Any, ...] | None] = []
+        for i in range(len(self.workers)):
             p = positions[(positions >= inside_at[i]) & (positions < inside_at[i + 1])] - inside_at[i]
             r = ranks[(ranks >= outside_at[i]) & (ranks < outside_at[i + 1])] - outside_at[i]
-            inside_codes, outside_codes = worker.pseudo_codes(round_id, p.astype(np.int64), r.astype(np.int64))
-            pos_parts.append(inside_codes)
-            neg_parts.append(outside_codes)
+            calls.append((round_id, p.astype(np.int64), r.astype(np.int64)))
+        answers = self._map("pseudo_codes", calls)
+        pos_parts = [inside for inside, _ in answers]
+        neg_parts = [outside for _, outside in answers]
         dim = self.catalog_set.dim
         pos_codes = np.concatenate(pos_parts) if pos_parts else np.zeros((0, dim), np.uint8)
         neg_codes = np.concatenate(neg_parts) if neg_parts else np.zeros((0, dim), np.uint8)

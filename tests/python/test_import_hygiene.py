@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ["torch", "open_clip", "textual", "torchvision", "sklearn", "wordllama", "efficientnet_lite_pytorch"]
+HEAVY = ["torch", "open_clip", "textual", "torchvision", "sklearn", "wordllama", "efficientnet_lite_pytorch", "ray"]
 
 
 def test_import_does_not_pull_heavy_dependencies() -> None:
