@@ -44,7 +44,7 @@ from clipbranches._optional import require
 from clipbranches.exceptions import ClipBranchesError, InvalidArgumentError
 from clipbranches.learn.ranking import Ranked
 from clipbranches.sharded import ShardedEngine, ShardWorker
-from clipbranches.store.catalog_set import CatalogSet
+from clipbranches.store.catalog_set import CatalogSet, SetCodes
 
 if TYPE_CHECKING:
     from clipbranches.embed.encoders import Encoder
@@ -325,6 +325,10 @@ class RayEngine(ShardedEngine):
             for s, args, ref in zip(shards, sent, refs, strict=True)
         ]
 
+    def _codes(self) -> SetCodes:
+        """The set's codes, each gather asking all the shards it needs at once."""
+        return _FannedCodes(self)
+
     def pids(self) -> list[int]:
         """The process id of each shard's actor."""
         return [int(p) for p in self._map("pid", [()] * len(self.workers))]
@@ -333,3 +337,23 @@ class RayEngine(ShardedEngine):
         """Stop the shards' actors (this engine cannot be used afterwards)."""
         for shard in self.workers:
             shard.kill()  # type: ignore[attr-defined]
+
+
+class _FannedCodes(SetCodes):
+    """:class:`SetCodes` whose gathers ask the shards holding the rows at once (not in turn)."""
+
+    def __init__(self, engine: RayEngine) -> None:
+        self._engine = engine
+        workers = engine.workers
+        super().__init__(engine.catalog_set.offsets, engine.catalog_set.dim, lambda i, rows: workers[i].codes(rows))
+
+    def gather(self, rows: NDArray[np.int64]) -> NDArray[np.uint8]:
+        offsets = self._engine.catalog_set.offsets
+        out = np.empty((len(rows), self._engine.catalog_set.dim), np.uint8)
+        shard = np.searchsorted(offsets, rows, side="right") - 1
+        at = {i: np.flatnonzero(shard == i) for i in np.unique(shard).tolist()}
+        calls = [(rows[at[i]] - offsets[i],) if i in at else None for i in range(len(offsets) - 1)]
+        for i, codes in enumerate(self._engine._map("codes", calls)):
+            if codes is not None:
+                out[at[i]] = codes
+        return out
