@@ -32,6 +32,7 @@ only once it succeeded.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 from collections.abc import Mapping, Sequence
@@ -102,6 +103,12 @@ def _ray() -> Any:
     return ray
 
 
+@functools.cache
+def _actor_class() -> Any:
+    """:class:`ShardActor` as a Ray actor class (made once: Ray exports it to the cluster once)."""
+    return _ray().remote(ShardActor)
+
+
 def connect(cluster: str) -> None:
     """Connect this process to ``cluster`` (module docstring) unless it already is."""
     ray = _ray()
@@ -146,8 +153,7 @@ class RayShard:
         self.actor = self._start()
 
     def _start(self) -> Any:
-        ray = _ray()
-        return ray.remote(ShardActor).options(**self._options).remote(self.path)
+        return _actor_class().options(**self._options).remote(self.path)
 
     # -- calls ---------------------------------------------------------------------------------
 

@@ -195,9 +195,23 @@ def test_an_actor_killed_between_or_during_rounds_changes_no_answer(
     assert (
         (victim, "top") in redone or (victim, "ranked") in redone or engine.catalog_set.shards[victim].codes.size == 0
     )
-    # During a round: the round's calls reach an actor that died under them (Ray retries them).
+    # Just before a round: the round's calls reach an actor that died (Ray retries them).
     os.kill(after[-1], signal.SIGKILL)
     assert_same(expected, engine.refine(pos, neg, model=model, seed=7))
+    # During a round: the last shard's actor is killed once the round's calls were sent to it.
+    target = engine.workers[-1]
+    pid, submit = engine.pids()[-1], target.submit  # type: ignore[attr-defined]
+
+    def kill_after_apply(method: str, *args: Any) -> Any:
+        ref = submit(method, *args)
+        if method == "apply":
+            os.kill(pid, signal.SIGKILL)
+        return ref
+
+    monkeypatch.setattr(target, "submit", kill_after_apply)
+    assert_same(expected, engine.refine(pos, neg, model=model, seed=7))
+    assert engine.pids()[-1] != pid
+    monkeypatch.undo()
     # Killed for good (no restart): the shard's actor is started again.
     ray.kill(engine.workers[0].actor, no_restart=True)  # type: ignore[attr-defined]
     assert_same(expected, engine.refine(pos, neg, model=model, seed=7))
