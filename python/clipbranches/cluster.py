@@ -35,6 +35,7 @@ import contextlib
 import functools
 import os
 import socket
+import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -150,6 +151,7 @@ class RayShard:
         self._options = dict(options)
         self._applied: dict[int, tuple[Any, ...]] = {}  # round -> apply's arguments
         self._passed: dict[int, tuple[Any, ...]] = {}  # round -> first_pass's arguments
+        self._restart = threading.Lock()
         self.actor = self._start()
 
     def _start(self) -> Any:
@@ -169,6 +171,7 @@ class RayShard:
         ray = _ray()
         from ray.exceptions import RayActorError, RayError, RayTaskError
 
+        actor = self.actor
         for attempt in range(RETRIES + 1):
             try:
                 answer = ray.get(ref)
@@ -184,13 +187,16 @@ class RayShard:
             except (RayActorError, RayError) as e:
                 if attempt == RETRIES:
                     raise ClusterError(f"shard {self.index}'s actor ({self.path}) cannot be kept alive: {e}") from e
-                if isinstance(e, RayActorError):
-                    self.actor = self._start()  # dead for good (restarts used up, or killed without restart)
+                if isinstance(e, RayActorError):  # dead for good (restarts used up, or killed without restart)
+                    with self._restart:
+                        if self.actor is actor:  # not started again by another thread meanwhile
+                            self.actor = self._start()
             else:
                 if method == "pseudo_codes":
                     self._passed.pop(args[0], None)
                 return answer
-            ref = getattr(self.actor, method).remote(*args)
+            actor = self.actor
+            ref = getattr(actor, method).remote(*args)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _redo(self, method: str, args: tuple[Any, ...]) -> None:

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from clipbranches import Catalog, Session, testing  # noqa: E402
+from clipbranches import cluster as cluster_module  # noqa: E402
 from clipbranches.cluster import ClusterError, RayEngine  # noqa: E402
 from clipbranches.engine import SearchEngine  # noqa: E402
 from clipbranches.exceptions import ClipBranchesError, InvalidArgumentError  # noqa: E402
@@ -236,6 +238,42 @@ def test_a_session_on_the_cluster_records_the_single_catalog_rounds(
     np.testing.assert_array_equal(results.ids, expected.ids)
     assert session.rounds[-1]["total"] == expected.total
     np.testing.assert_array_equal(engine.redo(results.params).ids, expected.ids)
+
+
+def test_threads_sharing_the_engine_get_the_sequential_answers(
+    single: SearchEngine, engine: RayEngine, labelled: tuple[np.ndarray, np.ndarray]
+) -> None:
+    pos, neg = labelled
+    models = ["hybrid", "linear", "branch", "logreg"]
+    expected = [single.refine(pos, neg, model=m, seed=9) for m in models]
+    got: dict[int, Any] = {}
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            results = engine.refine(pos, neg, model=models[i], seed=9)
+            results.rows  # noqa: B018 (the full ranking, merged from the actors, concurrently)
+            got[i] = results
+        except BaseException as e:  # pragma: no cover (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(models))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for i, one in enumerate(expected):
+        np.testing.assert_array_equal(got[i].ids, one.ids)
+        np.testing.assert_array_equal(got[i].scores, one.scores)
+
+
+def test_actors_that_cannot_be_placed_are_a_cluster_error(
+    cluster: Any, sets: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cluster_module, "START_TIMEOUT_S", 2.0)
+    with pytest.raises(ClusterError, match="were not all placed within 2 s"):
+        RayEngine.open(sets["three"], cluster="auto", actor_options={"resources": {"no-such-node": 1}})
 
 
 UNREACHABLE = """
