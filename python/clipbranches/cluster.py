@@ -104,6 +104,17 @@ def _ray() -> Any:
     return ray
 
 
+def _connected() -> Any:
+    """Ray, once checked that this process is still connected (Ray's own calls would quietly
+    start a new local cluster, without the shards' actors)."""
+    ray = _ray()
+    if not ray.is_initialized():
+        raise ClusterError(
+            "this process is no longer connected to the Ray cluster (ray.shutdown?): open the engine again"
+        )
+    return ray
+
+
 @functools.cache
 def _actor_class() -> Any:
     """:class:`ShardActor` as a Ray actor class (made once: Ray exports it to the cluster once)."""
@@ -117,8 +128,8 @@ def connect(cluster: str) -> None:
         return
     if not isinstance(cluster, str) or not cluster:
         raise InvalidArgumentError(f"cluster must be 'auto', 'local' or a Ray address, got {cluster!r}")
-    address = None if cluster == "local" else cluster
-    if address is not None and address != "auto":
+    address = cluster  # "local": a new local Ray, even where one runs already
+    if address not in ("auto", "local"):
         _check_reachable(address)
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
@@ -160,15 +171,19 @@ class RayShard:
     # -- calls ---------------------------------------------------------------------------------
 
     def submit(self, method: str, *args: Any) -> Any:
+        _connected()
         if method == "apply":
             self._applied[args[0]] = args
         elif method == "first_pass":
             self._passed[args[0]] = args
-        return getattr(self.actor, method).remote(*args)
+        try:
+            return getattr(self.actor, method).remote(*args)
+        except Exception as e:  # the driver lost the cluster (the error's type varies with Ray's version)
+            raise ClusterError(f"shard {self.index}'s actor ({self.path}) cannot be reached: {e}") from e
 
     def resolve(self, method: str, args: tuple[Any, ...], ref: Any) -> Any:
         """The answer of ``ref`` (``method(*args)`` submitted), through faults (module docstring)."""
-        ray = _ray()
+        ray = _connected()
         from ray.exceptions import RayActorError, RayError, RayTaskError
 
         actor = self.actor
@@ -183,7 +198,8 @@ class RayShard:
                     raise
                 if attempt == RETRIES:
                     raise ClusterError(f"shard {self.index} ({self.path}) keeps losing its rounds") from e
-                self._redo(method, args)
+                with contextlib.suppress(RayError):  # the actor died again: the next attempt sees it
+                    self._redo(method, args)
             except (RayActorError, RayError) as e:
                 if attempt == RETRIES:
                     raise ClusterError(f"shard {self.index}'s actor ({self.path}) cannot be kept alive: {e}") from e
@@ -196,12 +212,15 @@ class RayShard:
                     self._passed.pop(args[0], None)
                 return answer
             actor = self.actor
-            ref = getattr(actor, method).remote(*args)
+            try:
+                ref = getattr(actor, method).remote(*args)
+            except Exception as e:  # the driver lost the cluster (the error's type varies with Ray's version)
+                raise ClusterError(f"shard {self.index}'s actor ({self.path}) cannot be reached: {e}") from e
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _redo(self, method: str, args: tuple[Any, ...]) -> None:
         """Give a restarted actor back the round ``method`` needs."""
-        ray = _ray()
+        ray = _connected()
         round_id = args[0]
         kept = self._passed if method == "pseudo_codes" else self._applied
         if round_id not in kept:
@@ -238,11 +257,13 @@ class RayShard:
         self._applied.pop(round_id, None)
         self._passed.pop(round_id, None)
         with contextlib.suppress(Exception):  # the cluster is gone: nothing is held there any more
-            self.actor.release.remote(round_id)
+            if _ray().is_initialized():  # (Ray would start a new local cluster to send it)
+                self.actor.release.remote(round_id)
 
     def kill(self) -> None:
         with contextlib.suppress(Exception):  # already gone
-            _ray().kill(self.actor, no_restart=True)
+            if _ray().is_initialized():
+                _ray().kill(self.actor, no_restart=True)
 
 
 class RayEngine(ShardedEngine):
@@ -319,7 +340,7 @@ class RayEngine(ShardedEngine):
 
     def _map(self, method: str, calls: Sequence[tuple[Any, ...] | None]) -> list[Any]:
         """Every shard's call submitted first, then the answers gathered (each through faults)."""
-        ray = _ray()
+        ray = _connected()
         shards: list[RayShard] = self.workers  # type: ignore[assignment]
         shared: dict[int, Any] = {}  # an argument every call shares (the scorer) travels once
 

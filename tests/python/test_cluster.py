@@ -278,6 +278,7 @@ def test_actors_that_cannot_be_placed_are_a_cluster_error(
 
 UNREACHABLE = """
 import sys
+import ray
 from pathlib import Path
 from clipbranches import Session
 from clipbranches.engine import SearchEngine
@@ -292,10 +293,23 @@ except ClusterError as e:
 assert session_path.read_bytes() == before
 assert Session.load(session_path).rounds == session.rounds
 print("labels", len(session.labels), "rounds", len(session.rounds))
+# A driver that loses its cluster after opening: the round is a ClusterError, nothing recorded.
+ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
+engine = SearchEngine.open(set_path, cluster="auto")
+session.refine(engine, seed=2)
+session.save(session_path)
+saved = session_path.read_bytes()
+ray.shutdown()
+try:
+    session.refine(engine, seed=3)
+except ClusterError as e:
+    print("lost:", e)
+assert session_path.read_bytes() == saved and len(session.rounds) == 2 and not ray.is_initialized()
+print("after", len(session.rounds))
 """
 
 
-def test_an_unreachable_cluster_is_a_typed_error_and_the_session_file_stays(
+def test_an_unreachable_or_lost_cluster_is_a_typed_error_and_the_session_file_stays(
     sets: dict[str, Path], labelled: tuple[np.ndarray, np.ndarray], tmp_path: Path
 ) -> None:
     assert issubclass(ClusterError, ClipBranchesError)
@@ -312,4 +326,6 @@ def test_an_unreachable_cluster_is_a_typed_error_and_the_session_file_stays(
     assert done.returncode == 0, done.stderr
     assert "ClusterError: cannot reach the Ray cluster at '127.0.0.1:1'" in done.stdout
     assert "labels 3 rounds 1" in done.stdout
+    assert "lost: this process is no longer connected to the Ray cluster" in done.stdout
+    assert "after 2" in done.stdout
     assert time.monotonic() - start < 120
