@@ -28,6 +28,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -61,7 +62,7 @@ def build(workdir: Path, n: int) -> tuple[Path, Path, np.ndarray]:
     return workdir / "one", workdir / "set", labels
 
 
-def rounds(engine: SearchEngine, labels: np.ndarray, model: str, repeat: int) -> tuple[float, list[tuple]]:
+def rounds(engine: SearchEngine, labels: np.ndarray, model: str, repeat: int) -> tuple[float, list[tuple[Any, ...]]]:
     """Median ms of ``repeat`` refine rounds, and each round's answer (ids, scores, total)."""
     times, answers = [], []
     for run in range(repeat):
