@@ -8,9 +8,11 @@ on every node). The driver keeps what the local engine keeps (the set's manifest
 tables for the rows it shows, the labels) and merges the shards' answers exactly as the local
 engine does, so every model gives the single catalog's ids, scores, totals, pages and exports.
 
-``cluster`` is ``"auto"`` (the cluster this process is connected to, else the one
-``RAY_ADDRESS`` or ``ray start`` on this machine names), ``"local"`` (start a local Ray on this
-machine), or an address (``"ray://head:10001"``, ``"head:6379"``).
+``cluster`` is ``"auto"`` (the cluster ``RAY_ADDRESS`` or ``ray start`` on this machine names),
+``"local"`` (a new Ray on this machine), or an address (``"ray://head:10001"``, ``"head:6379"``;
+checked to accept a connection within :data:`CONNECT_TIMEOUT_S` first: Ray itself would retry
+for minutes). A process already connected to Ray (``ray.init`` called) uses that cluster,
+whatever ``cluster`` says.
 
 Placement: the actors ask for little CPU (``num_cpus=0.1`` each by default): a shard's actor is
 idle between rounds and its native scans use the node's cores in bursts, so reserving whole cores
@@ -24,9 +26,9 @@ actor is restarted by Ray (``max_restarts``) and its pending calls retried
 (``max_task_retries``); a restarted actor has lost its rounds, so a call that needs one
 re-applies the round's scorer first (the shard's proxy keeps what each live round applied) and
 gets the identical answer. An actor gone for good is started again. A cluster that cannot be
-reached, or an actor that cannot be placed, is a :class:`ClusterError`; nothing of the caller's
-session (labels, rounds) changes: :meth:`~clipbranches.session.Session.refine` records a round
-only once it succeeded.
+reached (at open, or later: a driver that lost its connection), or an actor that cannot be
+placed, is a :class:`ClusterError`; nothing of the caller's session (labels, rounds) changes:
+:meth:`~clipbranches.session.Session.refine` records a round only once it succeeded.
 """
 
 from __future__ import annotations
@@ -335,6 +337,8 @@ class RayEngine(ShardedEngine):
         sizes = np.diff(self.catalog_set.offsets)
         for s, count, size in zip(shards, counts, sizes, strict=True):
             if int(count) != int(size):
+                for other in shards:
+                    other.kill()
                 raise ClusterError(f"shard {s.index} at {s.path} holds {count} items where its actor runs, not {size}")
         return cast("list[ShardWorker]", shards)  # RayShard offers ShardWorker's surface
 
