@@ -6,6 +6,7 @@ error that leaves the session file as it was."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -329,3 +330,23 @@ def test_an_unreachable_or_lost_cluster_is_a_typed_error_and_the_session_file_st
     assert "lost: this process is no longer connected to the Ray cluster" in done.stdout
     assert "after 2" in done.stdout
     assert time.monotonic() - start < 120
+
+
+def test_the_cli_with_cluster_answers_as_without(
+    cluster: Any, sets: dict[str, Path], labelled: tuple[np.ndarray, np.ndarray], tmp_path: Path, capsys: Any
+) -> None:
+    from clipbranches.cli import main
+
+    pos, neg = labelled
+    answers = []
+    for extra in ([], ["--cluster", "auto"]):
+        session = tmp_path / f"s{len(extra)}.json"
+        search = ["search", str(sets["three"]), "--item", str(int(pos[0])), "-k", "20", "--session", str(session)]
+        labels = ["--positive", *map(str, pos.tolist()), "--negative", *map(str, neg.tolist())]
+        refine = ["refine", "--session", str(session), *labels, "--seed", "3"]
+        export = ["export", str(tmp_path / f"hits{len(extra)}.csv"), "--session", str(session)]
+        for args in (search, refine, export):
+            assert main([*args, *extra, "--json"] if args is not export else [*args, *extra]) == 0
+        out = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+        answers.append(([(o["items"], o.get("total")) for o in out], (tmp_path / f"hits{len(extra)}.csv").read_text()))
+    assert answers[0] == answers[1]

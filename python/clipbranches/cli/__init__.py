@@ -96,6 +96,14 @@ def _encoding(p: argparse.ArgumentParser) -> None:
     _output(p)
 
 
+def _cluster(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cluster",
+        default=None,
+        help="serve a catalog set from a Ray cluster: auto, local or an address (needs clipbranches[cluster])",
+    )
+
+
 def _searching(p: argparse.ArgumentParser, catalog_optional: bool) -> None:
     if catalog_optional:
         p.add_argument("--catalog", type=Path, default=None, help="default: the session's catalog")
@@ -103,6 +111,7 @@ def _searching(p: argparse.ArgumentParser, catalog_optional: bool) -> None:
         p.add_argument("catalog", type=Path)
     p.add_argument("--session", type=Path, default=None, help="a session file (created if missing)")
     p.add_argument("--build-index", action="store_true", help="build the catalog's index first if it has none")
+    _cluster(p)
     p.add_argument("--show", type=_amount, default=20, help="items to print (0: none)")
     _output(p)
 
@@ -208,6 +217,7 @@ def _search_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
     e.add_argument("--catalog", type=Path, default=None, help="default: the session's catalog")
     e.add_argument("--round", type=int, default=-1, help="which round (default: the last)")
     e.add_argument("--labels", action="store_true", help="write the labels instead of the results")
+    _cluster(e)
     e.set_defaults(run=search.export)
 
     u = sub.add_parser("tui", help="the terminal UI (search, label, refine)")

@@ -23,11 +23,11 @@ __all__ = ["demo", "export", "refine", "search", "tui"]
 BOX_MODELS = ("branch", "ensemble")
 
 
-def _open(catalog: Path | None, session: Session | None, build_index: bool) -> SearchEngine:
+def _open(catalog: Path | None, session: Session | None, build_index: bool, cluster: str | None = None) -> SearchEngine:
     path = catalog if catalog is not None else Path(session.catalog) if session and session.catalog else None
     if path is None:
         raise InvalidArgumentError("name the catalog (CATALOG or --catalog) or a --session that records one")
-    engine = SearchEngine.open(path, build_index=build_index)
+    engine = SearchEngine.open(path, build_index=build_index, cluster=cluster)
     if session is not None:
         session.check_catalog(engine)
     return engine
@@ -124,7 +124,7 @@ def _report(results: Results, show: int, as_json: bool, extra: dict[str, Any] | 
 
 def search(args: argparse.Namespace) -> int:
     session = _session(args.session)
-    engine = _open(args.catalog, session, args.build_index)
+    engine = _open(args.catalog, session, args.build_index, args.cluster)
     given = [q for q in (args.query, args.image, args.item) if q is not None]
     if len(given) != 1:
         raise InvalidArgumentError("give exactly one query: TEXT, --image PATH or --item ID")
@@ -145,7 +145,7 @@ def search(args: argparse.Namespace) -> int:
 
 def refine(args: argparse.Namespace) -> int:
     session = _session(args.session)
-    engine = _open(args.catalog, session, args.build_index)
+    engine = _open(args.catalog, session, args.build_index, args.cluster)
     if session is not None and not session.catalog:
         session = Session.for_engine(engine)
     options: dict[str, Any] = {
@@ -182,7 +182,7 @@ def refine(args: argparse.Namespace) -> int:
 def export(args: argparse.Namespace) -> int:
     session = _session(args.session, must_exist=True)
     assert session is not None
-    engine = _open(args.catalog, session, False)
+    engine = _open(args.catalog, session, False, args.cluster)
     if args.labels:
         import polars as pl
 
