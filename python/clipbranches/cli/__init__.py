@@ -148,6 +148,18 @@ def _building_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
         "(open_clip: PCA-32 of its shared space; offline: ConSE + PCA-32)",
     )
     i.add_argument("--chunk-size", type=_count, default=1024)
+    i.add_argument(
+        "--shard-size",
+        type=_count,
+        default=None,
+        help="make a catalog set at CATALOG, one shard per this many images (default: one catalog)",
+    )
+    i.add_argument(
+        "--cluster",
+        default=None,
+        help="with --shard-size: ingest the shards as Ray tasks on a cluster: auto, local or an address "
+        "(needs clipbranches[cluster])",
+    )
     i.add_argument("--overwrite", action="store_true")
     i.add_argument(
         "--drop-near-duplicates",

@@ -147,8 +147,12 @@ def ingest(args: argparse.Namespace) -> int:
     from clipbranches.embed.head import load_heads
     from clipbranches.embed.ingest import ingest as run
 
+    if args.shard_size is None and args.cluster is not None:
+        raise InvalidArgumentError("--cluster ingests the shards of a catalog set: give --shard-size too")
     encoder = make_encoder(args.encoder, device=args.device)
     heads = None if args.head is None else load_heads(args.head, device=getattr(encoder, "device", "cpu"))
+    if args.shard_size is not None:
+        return _ingest_set(args, encoder, heads)
     catalog, report = run(
         args.source,
         args.catalog,
@@ -180,6 +184,46 @@ def ingest(args: argparse.Namespace) -> int:
             print(f"  skipped {path}: {reason}")
         for path, first in report.near_duplicates:
             print(f"  near-duplicate {path}: the same codes as {first} ({fate})")
+    return 0
+
+
+def _ingest_set(args: argparse.Namespace, encoder: Any, heads: Any) -> int:
+    """``ingest --shard-size N``: a catalog set at the target, one shard per N images."""
+    from clipbranches.embed.ingest_set import ingest_set
+
+    catalog_set, report = ingest_set(
+        args.source,
+        args.catalog,
+        encoder=encoder,
+        heads=heads,
+        shard_size=args.shard_size,
+        cluster=args.cluster,
+        chunk_size=args.chunk_size,
+        batch_size=args.batch_size,
+        overwrite=args.overwrite,
+        drop_near_duplicates=args.drop_near_duplicates,
+        keep_features=args.keep_features,
+        progress=not args.quiet,
+    )
+    summary = {
+        "catalog_set": str(catalog_set.path),
+        "heads": str(args.head) if args.head else report.default_heads,
+        "items": report.items,
+        "shards": report.shards,
+        "shard_items": report.shard_items,
+        "skipped": len(report.skipped),
+        "near_duplicates": len(report.near_duplicates),
+        "resumed_shards": report.resumed_shards,
+        "resumed_chunks": report.resumed_chunks,
+    }
+    if args.json:
+        near = [{"path": path, "same_codes_as": first} for path, first in report.near_duplicates]
+        files = {"skipped_files": report.skipped, "near_duplicate_files": near}
+        print(json.dumps({**summary, **files, "near_duplicates_dropped": args.drop_near_duplicates}))
+    else:
+        print("\n".join(f"{k}: {v}" for k, v in summary.items()))
+        for path, reason in report.skipped:
+            print(f"  skipped {path}: {reason}")
     return 0
 
 

@@ -119,6 +119,8 @@ def ingest(
     keep_features: bool = False,
     progress: bool = False,
     on_chunk: Callable[[int, int], None] | None = None,
+    listing: pl.DataFrame | None = None,
+    first_row: int = 0,
 ) -> tuple[Catalog, IngestReport]:
     """Ingest ``source`` into a new catalog at ``catalog_path`` (see the module docstring).
 
@@ -139,6 +141,11 @@ def ingest(
 
     ``on_chunk(done, chunks)`` is called after each chunk is safely written (progress for a
     caller's own display; an exception raised there stops the ingest, resumable).
+
+    ``listing``: the rows to ingest, already listed (a slice of :func:`list_source`'s table;
+    ``source`` then only names them); ``first_row``: that slice's first row in the whole
+    listing, added to every item's id and ``source_row`` (how a catalog set's shards get
+    globally unique ids, :mod:`clipbranches.embed.ingest_set`).
     """
     target = check_path(catalog_path, "catalog")
     if not target.parent.is_dir():
@@ -157,7 +164,9 @@ def ingest(
         )
     if chunk_size < 1 or batch_size < 1:
         raise InvalidArgumentError("chunk_size and batch_size must be >= 1")
-    listing = list_source(source)
+    if first_row < 0:
+        raise InvalidArgumentError(f"first_row must be >= 0, got {first_row}")
+    listing = list_source(source) if listing is None else listing.select("uri", "caption")
     work = target.with_name(f".{target.name}.ingest")
     # The listing's own identity and content are bound to the work by encode_resumable (each
     # uri with its file's size and mtime); this is what else the chunks depend on.
@@ -219,9 +228,9 @@ def ingest(
         items = listing[positions.tolist()].with_columns(
             pl.Series("width", sizes[:, 0], dtype=pl.Int32),
             pl.Series("height", sizes[:, 1], dtype=pl.Int32),
-            pl.Series("source_row", positions, dtype=pl.Int64),
+            pl.Series("source_row", positions + first_row, dtype=pl.Int64),
         )
-        items = items.with_row_index("id").with_columns(pl.col("id").cast(pl.Int64))
+        items = items.with_row_index("id").with_columns(pl.col("id").cast(pl.Int64) + first_row)
 
         catalog = write_catalog(
             target,
