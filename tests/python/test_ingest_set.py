@@ -193,3 +193,37 @@ def test_shards_as_ray_tasks(
     assert done == [1, 2, 3]
     assert report.items == 24
     _same(CatalogSet.open(tmp_path / "set"), single)
+
+
+def test_interrupted_inside_a_shard_resumes_from_its_chunks(
+    folder: Path, encoder: Any, heads: Any, single: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = ingest_set_module.ingest
+
+    def stop_in_shard_two(*args: Any, **kwargs: Any) -> Any:
+        def on_chunk(done: int, chunks: int) -> None:
+            if kwargs["first_row"] == 8 and done == 1:
+                raise KeyboardInterrupt
+
+        return original(*args, **{**kwargs, "on_chunk": on_chunk})
+
+    monkeypatch.setattr(ingest_set_module, "ingest", stop_in_shard_two)
+    run = {"encoder": encoder, "heads": heads, "shard_size": 8, "chunk_size": 4}
+    with pytest.raises(KeyboardInterrupt):
+        ingest_set(folder, tmp_path / "set", **run)
+    monkeypatch.setattr(ingest_set_module, "ingest", original)
+    _, report = ingest_set(folder, tmp_path / "set", **run)
+    assert report.resumed_shards == 1  # shard 0 kept
+    assert report.resumed_chunks == 1  # shard 1's first chunk kept
+    _same(CatalogSet.open(tmp_path / "set"), single)
+
+
+def test_other_settings_discard_the_finished_shards(folder: Path, encoder: Any, heads: Any, tmp_path: Path) -> None:
+    def stop(done: int, shards: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ingest_set(folder, tmp_path / "set", encoder=encoder, heads=heads, shard_size=8, on_shard=stop)
+    _, report = ingest_set(folder, tmp_path / "set", encoder=encoder, heads=heads, shard_size=12)
+    assert report.resumed_shards == 0
+    assert report.shard_items == [12, 12]
