@@ -178,7 +178,13 @@ def local_ray() -> Any:
 
 
 def test_shards_as_ray_tasks(
-    local_ray: Any, folder: Path, encoder: Any, heads: Any, single: Catalog, tmp_path: Path
+    local_ray: Any,
+    folder: Path,
+    encoder: Any,
+    heads: Any,
+    single: Catalog,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     done: list[int] = []
     _, report = ingest_set(
@@ -193,6 +199,14 @@ def test_shards_as_ray_tasks(
     assert done == [1, 2, 3]
     assert report.items == 24
     _same(CatalogSet.open(tmp_path / "set"), single)
+
+    from clipbranches.embed.head import save_heads
+
+    save_heads(heads, tmp_path / "heads.safetensors")
+    args = ["ingest", str(folder), str(tmp_path / "cli"), "--shard-size", "8", "--cluster", "auto"]
+    assert main([*args, "--head", str(tmp_path / "heads.safetensors"), "--device", "cpu", "--quiet", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["shard_items"] == [8, 8, 8]
+    _same(CatalogSet.open(tmp_path / "cli"), single)
 
 
 def test_interrupted_inside_a_shard_resumes_from_its_chunks(
