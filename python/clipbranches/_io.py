@@ -21,7 +21,7 @@ from typing import IO
 
 from clipbranches.exceptions import ClipBranchesError, InvalidArgumentError, OutputError
 
-__all__ = ["atomic_write", "check_path", "open_regular", "read_bytes", "read_text"]
+__all__ = ["atomic_write", "check_path", "dir_identity", "fsync_dir", "open_regular", "read_bytes", "read_text"]
 
 
 def check_path(path: str | os.PathLike[str], what: str = "file") -> Path:
@@ -122,7 +122,7 @@ def atomic_write(path: str | os.PathLike[str], write: bytes | Callable[[Path], N
         os.chmod(tmp, 0o666 & ~_umask())
         _fsync_file(tmp)
         os.replace(tmp, target)
-        _fsync_dir(parent)
+        fsync_dir(parent)
     except BaseException as e:
         try:
             tmp.unlink()
@@ -163,7 +163,8 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in directory ``path`` durable (where the file system can)."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:
@@ -174,6 +175,16 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def dir_identity(path: Path) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of a directory, or None if it cannot be read: tells a directory from
+    another one swapped in at the same path."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _kind(mode_bits: int) -> str:

@@ -173,18 +173,23 @@ def ingest(args: argparse.Namespace) -> int:
         "near_duplicates": len(report.near_duplicates),
         "resumed_chunks": report.resumed_chunks,
     }
+    _emit_ingest(summary, report, args)
+    return 0
+
+
+def _emit_ingest(summary: dict[str, Any], report: Any, args: argparse.Namespace) -> None:
+    """An ingest's summary, then its skipped files and near-duplicates (one catalog or a set)."""
     fate = "dropped" if args.drop_near_duplicates else "kept; --drop-near-duplicates leaves them out"
     if args.json:
         near = [{"path": path, "same_codes_as": first} for path, first in report.near_duplicates]
         files = {"skipped_files": report.skipped, "near_duplicate_files": near}
         print(json.dumps({**summary, **files, "near_duplicates_dropped": args.drop_near_duplicates}))
-    else:
-        print("\n".join(f"{k}: {v}" for k, v in summary.items()))
-        for path, reason in report.skipped:
-            print(f"  skipped {path}: {reason}")
-        for path, first in report.near_duplicates:
-            print(f"  near-duplicate {path}: the same codes as {first} ({fate})")
-    return 0
+        return
+    print("\n".join(f"{k}: {v}" for k, v in summary.items()))
+    for path, reason in report.skipped:
+        print(f"  skipped {path}: {reason}")
+    for path, first in report.near_duplicates:
+        print(f"  near-duplicate {path}: the same codes as {first} ({fate})")
 
 
 def _ingest_set(args: argparse.Namespace, encoder: Any, heads: Any) -> int:
@@ -216,14 +221,7 @@ def _ingest_set(args: argparse.Namespace, encoder: Any, heads: Any) -> int:
         "resumed_shards": report.resumed_shards,
         "resumed_chunks": report.resumed_chunks,
     }
-    if args.json:
-        near = [{"path": path, "same_codes_as": first} for path, first in report.near_duplicates]
-        files = {"skipped_files": report.skipped, "near_duplicate_files": near}
-        print(json.dumps({**summary, **files, "near_duplicates_dropped": args.drop_near_duplicates}))
-    else:
-        print("\n".join(f"{k}: {v}" for k, v in summary.items()))
-        for path, reason in report.skipped:
-            print(f"  skipped {path}: {reason}")
+    _emit_ingest(summary, report, args)
     return 0
 
 

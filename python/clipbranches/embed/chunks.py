@@ -38,7 +38,16 @@ if TYPE_CHECKING:
     from clipbranches.embed.encoders import Encoder
     from clipbranches.embed.encoders.files import ProgressBar
 
-__all__ = ["THUMB_SIZE", "EncodeReport", "encode_resumable", "source_digest", "stage_thumbnails", "work_lock"]
+__all__ = [
+    "THUMB_SIZE",
+    "EncodeReport",
+    "clear_work",
+    "encode_resumable",
+    "read_stamp",
+    "source_digest",
+    "stage_thumbnails",
+    "work_lock",
+]
 
 #: Longest side of a thumbnail, in pixels.
 THUMB_SIZE = 160
@@ -88,8 +97,8 @@ def encode_resumable(
         wanted = json.loads(
             json.dumps({"fingerprint": fingerprint, "source": source_digest(uris), "chunk": chunk_size}, default=str)
         )
-        if _read_stamp(stamp) != wanted:
-            _clear(work)  # another source, another content or model, or a damaged stamp: nothing to resume
+        if read_stamp(stamp) != wanted:
+            clear_work(work)  # another source, another content or model, or a damaged stamp: nothing to resume
         (work / "thumbs").mkdir(exist_ok=True)
         atomic_write(stamp, json.dumps(wanted).encode(), "ingest stamp")
         count = (len(uris) + chunk_size - 1) // chunk_size
@@ -216,7 +225,7 @@ def _acquire(work: Path, what: str) -> int:
         raise
 
 
-def _read_stamp(stamp: Path) -> Any:
+def read_stamp(stamp: Path) -> Any:
     """The stamp's JSON, or None when there is none or it cannot be read."""
     if not stamp.exists():
         return None
@@ -226,7 +235,7 @@ def _read_stamp(stamp: Path) -> Any:
         return None
 
 
-def _clear(work: Path) -> None:
+def clear_work(work: Path) -> None:
     """Discard the work in ``work``, keeping the lock file (held by this process)."""
     for entry in work.iterdir():
         if entry.name == LOCK_FILE:

@@ -41,8 +41,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from clipbranches._io import atomic_write, check_path, read_text
-from clipbranches.embed.chunks import source_digest, work_lock
+from clipbranches._io import atomic_write, check_path
+from clipbranches.embed.chunks import clear_work, read_stamp, source_digest, work_lock
 from clipbranches.embed.ingest import IngestReport, ingest, list_source
 from clipbranches.exceptions import CatalogExistsError, CatalogNotFoundError, ClipBranchesError, InvalidArgumentError
 from clipbranches.store.catalog import HEAD_FILE, Catalog
@@ -156,8 +156,8 @@ def ingest_set(
         "keep_features": keep_features,
     }
     with work_lock(work, f"ingest into {target}"):
-        if _read_stamp(work / STAMP_FILE) != wanted:
-            _clear(work)  # another source or other settings: nothing to keep
+        if read_stamp(work / STAMP_FILE) != wanted:
+            clear_work(work)  # another source or other settings: nothing to keep
             atomic_write(work / STAMP_FILE, json.dumps(wanted).encode(), "ingest stamp")
         paths = [work / f"shard-{i:05d}" for i in range(len(starts))]
         done = [_finished(p) for p in paths]
@@ -347,26 +347,6 @@ def _finished(path: Path) -> bool:
     except (ClipBranchesError, OSError, ValueError):
         return False
     return True
-
-
-def _read_stamp(path: Path) -> Any:
-    try:
-        return json.loads(read_text(path, "ingest stamp"))
-    except (ClipBranchesError, OSError, ValueError):
-        return None
-
-
-def _clear(work: Path) -> None:
-    """Everything in the work folder but its lock file."""
-    from clipbranches.embed.chunks import LOCK_FILE
-
-    for entry in work.iterdir():
-        if entry.name == LOCK_FILE:
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
 
 
 def _progress_bar(total: int, initial: int) -> Any:

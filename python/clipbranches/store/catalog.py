@@ -19,7 +19,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from clipbranches import _core
-from clipbranches._io import open_regular
+from clipbranches._io import dir_identity, open_regular
 from clipbranches.exceptions import (
     CatalogChangedError,
     CatalogFormatError,
@@ -61,7 +61,7 @@ class Catalog:
     def __init__(self, core: _core.Catalog, identity: tuple[int, int] | None = None) -> None:
         self._core = core
         #: (st_dev, st_ino) of the directory opened: what :meth:`check_unchanged` compares.
-        self._identity = identity if identity is not None else _dir_identity(Path(core.path))
+        self._identity = identity if identity is not None else dir_identity(Path(core.path))
         self._manifest: dict[str, Any] = json.loads(core.manifest_json())
         self._codes: NDArray[np.uint8] | None = None
         self._items: pl.DataFrame | None = None
@@ -85,9 +85,9 @@ class Catalog:
         for _ in range(3):
             # The directory is the same before and after the native open, so every file the
             # open read came from it (a create with overwrite swaps in another directory).
-            before = _dir_identity(Path(root))
+            before = dir_identity(Path(root))
             core = _core.Catalog.open(root)
-            identity = _dir_identity(Path(root))
+            identity = dir_identity(Path(root))
             if identity is not None and identity == before:
                 break
         else:
@@ -281,7 +281,7 @@ class Catalog:
         CatalogChangedError
             The catalog was replaced (or removed) on disk: open it again.
         """
-        if _dir_identity(self.path) != self._identity:
+        if dir_identity(self.path) != self._identity:
             raise CatalogChangedError(
                 f"{self.path}: the catalog was replaced (or removed) on disk after this handle opened it; open it again"
             )
@@ -506,12 +506,3 @@ class Catalog:
             f.seek(0)
             rows = pl.scan_parquet(f).select(pl.len()).collect().item()
         check_schema(schema, rows, len(self), path)
-
-
-def _dir_identity(path: Path) -> tuple[int, int] | None:
-    """(st_dev, st_ino) of a directory, or None if it cannot be read."""
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    return (st.st_dev, st.st_ino)

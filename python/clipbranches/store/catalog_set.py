@@ -30,7 +30,6 @@ and identity are the set's. Each failure is a typed error naming the shard
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
@@ -45,7 +44,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from clipbranches._io import atomic_write, check_path, read_bytes
+from clipbranches._io import atomic_write, check_path, dir_identity, fsync_dir, read_bytes
 from clipbranches.exceptions import (
     CatalogExistsError,
     CatalogFormatError,
@@ -56,7 +55,7 @@ from clipbranches.exceptions import (
     ShardMissingError,
     UnknownItemError,
 )
-from clipbranches.store.catalog import MANIFEST_FILE, THUMBS_DIR, Catalog
+from clipbranches.store.catalog import THUMBS_DIR, Catalog
 from clipbranches.store.items import ITEM_COLUMNS, ITEMS_FILE, parquet_errors
 from clipbranches.store.quantize import CalibratedQuantizer, FixedRangeQuantizer, quantizer_from_params
 from clipbranches.store.set_manifest import (
@@ -71,6 +70,7 @@ from clipbranches.store.set_manifest import (
     manifest_bytes,
     open_shard,
     parse_manifest,
+    place_shard,
     ranges_overlap,
     sha256,
     shard_info,
@@ -168,7 +168,7 @@ class CatalogSet:
         self._items: pl.DataFrame | None = None
         self._template: pl.DataFrame | None = None
         self._runs: list[bool | None] = [None] * len(infos)
-        self._dir = _dir_identity(path)
+        self._dir = dir_identity(path)
 
     # -- opening and creating ------------------------------------------------------------
 
@@ -250,7 +250,7 @@ class CatalogSet:
             offset = 0
             for i, (source, catalog) in enumerate(zip(sources, opened, strict=True)):
                 name = _shard_name(i)
-                moved = _place(source, catalog, staging / name, move)
+                moved = place_shard(source, catalog, staging / name, move)
                 placed.append((staging / name, source, moved))
                 infos.append(shard_info(staging / name, name, offset, id_lists[i]))
                 offset += infos[-1].count
@@ -258,7 +258,7 @@ class CatalogSet:
             if os.path.lexists(target):
                 raise CatalogExistsError(f"{target}: appeared while the set was being made")
             os.rename(staging, target)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
         except BaseException:
             for dest, source, moved in reversed(placed):
                 if moved:
@@ -300,7 +300,7 @@ class CatalogSet:
             dest = self._path / name
             moved = False
             try:
-                moved = _place(src, catalog, staging, move)
+                moved = place_shard(src, catalog, staging, move)
                 os.rename(staging, dest)
                 info = shard_info(dest, name, len(current), ids)
                 data = manifest_bytes(current.identity, [*current.infos, info])
@@ -520,7 +520,7 @@ class CatalogSet:
         """
         from clipbranches.exceptions import CatalogChangedError
 
-        if _dir_identity(self._path) != self._dir:
+        if dir_identity(self._path) != self._dir:
             raise CatalogChangedError(f"{self._path}: the catalog set was replaced (or removed) on disk; open it again")
         for shard in self.shards:
             shard.check_unchanged()
@@ -573,50 +573,6 @@ def _source(source: ShardSource) -> Path:
     if isinstance(source, Catalog):
         return source.path
     return check_path(source, "catalog")
-
-
-def _dir_identity(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    return (st.st_dev, st.st_ino)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _place(source: Path, catalog: Catalog, dest: Path, move: bool) -> bool:
-    """Put the catalog at ``source`` at ``dest`` (moved if ``move`` and on the same file system,
-    else copied) and check it is the catalog opened; True if it was moved."""
-    expected = sha256(read_bytes(source / MANIFEST_FILE, "manifest", error=CatalogFormatError))
-    moved = False
-    if move:
-        try:
-            os.rename(source, dest)
-            moved = True
-        except OSError as e:
-            if e.errno != errno.EXDEV:
-                raise
-    if not moved:
-        shutil.copytree(source, dest, symlinks=True)
-        catalog.check_unchanged()  # not swapped for another catalog while it was copied
-    got = sha256(read_bytes(dest / MANIFEST_FILE, "manifest", error=CatalogFormatError))
-    if got != expected:
-        raise CatalogFormatError(f"{source}: its manifest changed while it was being added to the catalog set")
-    if moved and _dir_identity(dest) != catalog._identity:
-        raise CatalogFormatError(f"{source}: was replaced while it was being added to the catalog set")
-    return moved
 
 
 @contextmanager

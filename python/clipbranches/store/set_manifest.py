@@ -3,9 +3,12 @@ checking a shard against what it records (see :mod:`clipbranches.store.catalog_s
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import re
+import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,7 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from clipbranches._io import read_bytes
+from clipbranches._io import dir_identity, read_bytes
 from clipbranches.exceptions import (
     CatalogFormatError,
     CatalogNotFoundError,
@@ -39,6 +42,7 @@ __all__ = [
     "manifest_bytes",
     "open_shard",
     "parse_manifest",
+    "place_shard",
     "ranges_overlap",
     "sha256",
     "shard_info",
@@ -246,3 +250,27 @@ def open_shard(root: Path, info: ShardInfo, identity: Mapping[str, Any]) -> Cata
     if catalog.codes_checksum != info.codes_blake3:
         raise corrupt("its codes checksum is not the one the catalog set recorded")
     return catalog
+
+
+def place_shard(source: Path, catalog: Catalog, dest: Path, move: bool) -> bool:
+    """Put the catalog at ``source`` at ``dest`` (moved if ``move`` and on the same file system,
+    else copied) and check it is the catalog opened, by its manifest's digest and, when moved,
+    its directory's identity; True if it was moved."""
+    expected = sha256(read_bytes(source / MANIFEST_FILE, "manifest", error=CatalogFormatError))
+    moved = False
+    if move:
+        try:
+            os.rename(source, dest)
+            moved = True
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise
+    if not moved:
+        shutil.copytree(source, dest, symlinks=True)
+        catalog.check_unchanged()  # not swapped for another catalog while it was copied
+    got = sha256(read_bytes(dest / MANIFEST_FILE, "manifest", error=CatalogFormatError))
+    if got != expected:
+        raise CatalogFormatError(f"{source}: its manifest changed while it was being added to the catalog set")
+    if moved and dir_identity(dest) != catalog._identity:
+        raise CatalogFormatError(f"{source}: was replaced while it was being added to the catalog set")
+    return moved
