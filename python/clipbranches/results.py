@@ -130,7 +130,10 @@ class Results:
             raise InvalidArgumentError(f"page needs n >= 0 and size >= 1, got n={n}, size={size}")
         head = self.head((n + 1) * size)
         sl = slice(n * size, (n + 1) * size)
-        part = Ranked(head.rows[sl], head.scores[sl], head.box_counts[sl])
+        return self._page_of(Ranked(head.rows[sl], head.scores[sl], head.box_counts[sl]), self.offset + n * size)
+
+    def _page_of(self, part: Ranked, offset: int) -> Results:
+        """``part`` of this answer as its own (ranked) results, starting at rank ``offset``."""
         return Results(
             part,
             timings=self.timings,
@@ -139,7 +142,7 @@ class Results:
             model=self.model,
             ranked=True,
             total=self.total,
-            offset=self.offset + n * size,
+            offset=offset,
             labelled=self._labelled,
         )
 

@@ -49,7 +49,7 @@ from clipbranches.learn.ranking import NOTHING, Ranked, concat
 from clipbranches.learn.registry import BoxModel, Model, make_model
 from clipbranches.learn.selftrain import SelfTrainedLinear, refit_with_pseudo_labels
 from clipbranches.learn.training import TrainingSet, build_training_set
-from clipbranches.options import DEFAULT_K, RefineOptions
+from clipbranches.options import RefineOptions
 from clipbranches.results import FIRST_PAGE, Results, honour_labels
 from clipbranches.shard_worker import (
     BoxScan,
@@ -204,12 +204,7 @@ class ShardedResults(Results):
     def ids(self) -> NDArray[np.int64]:
         return self.catalog_set.ids_of(self.rows)
 
-    def page(self, n: int, size: int = DEFAULT_K) -> Results:
-        if n < 0 or size < 1:
-            raise InvalidArgumentError(f"page needs n >= 0 and size >= 1, got n={n}, size={size}")
-        head = self.head((n + 1) * size)
-        sl = slice(n * size, (n + 1) * size)
-        part = Ranked(head.rows[sl], head.scores[sl], head.box_counts[sl])
+    def _page_of(self, part: Ranked, offset: int) -> Results:
         return ShardedResults(
             part,
             catalog_set=self.catalog_set,
@@ -218,7 +213,7 @@ class ShardedResults(Results):
             model=self.model,
             ranked=True,
             total=self.total,
-            offset=self.offset + n * size,
+            offset=offset,
             labelled=self._labelled,
         )
 
