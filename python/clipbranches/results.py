@@ -18,7 +18,7 @@ from clipbranches.learn.ranking import NOTHING, Ranked, concat
 from clipbranches.learn.registry import BoxModel, Model
 from clipbranches.options import DEFAULT_K
 from clipbranches.rules import Rules
-from clipbranches.store.catalog import THUMBS_DIR, Catalog
+from clipbranches.store.catalog import Catalog
 
 __all__ = ["FIRST_PAGE", "Results", "honour_labels"]
 
@@ -150,7 +150,7 @@ class Results:
         """``rank``, ``score``, ``labelled`` (True for the user's positives) and the items'
         metadata (id, uri, caption, ...), best first."""
         rows = self.rows
-        items = self.catalog.items[rows.tolist()] if len(rows) else self.catalog.items.clear()
+        items = self.catalog.items_of(rows)
         ranks = pl.Series("rank", np.arange(self.offset, self.offset + len(rows)) + 1, dtype=pl.Int64)
         score = pl.Series("score", self.scores, dtype=pl.Float64)
         labelled = pl.Series("labelled", np.isin(rows, self._labelled), dtype=pl.Boolean)
@@ -191,8 +191,7 @@ class Results:
 
         Raises :class:`CatalogChangedError` when the catalog was replaced on disk since it was
         opened (the file would be another catalog's)."""
-        self.catalog.check_unchanged()
-        path = self.catalog.path / THUMBS_DIR / f"{int(self.catalog.item_ids[row])}.jpg"
+        path = self.catalog.thumbnail_path(row)
         return path if path.is_file() else None
 
 

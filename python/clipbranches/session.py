@@ -115,6 +115,16 @@ class Session:
         self._undo.append(step)
         return True
 
+    @property
+    def can_undo(self) -> bool:
+        """Whether there is a label change to take back."""
+        return bool(self._undo)
+
+    @property
+    def can_redo(self) -> bool:
+        """Whether there is an undone change to make again."""
+        return bool(self._redo)
+
     # -- rounds ----------------------------------------------------------------------------
 
     def record(self, results: Results) -> None:

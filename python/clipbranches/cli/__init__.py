@@ -240,6 +240,21 @@ def _search_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     u.set_defaults(run=search.tui)
 
+    w = sub.add_parser("serve", help="an HTTP API and a web page for searching and labelling (the serve extra)")
+    w.add_argument("catalogs", nargs="+", metavar="CATALOG", help="a catalog or catalog set, or NAME=PATH")
+    w.add_argument("--host", default="127.0.0.1", help="the address to bind (default: loopback only)")
+    w.add_argument("--port", type=_amount, default=8000, help="the port (default 8000; 0: any free one)")
+    w.add_argument(
+        "--public", action="store_true", help="allow a non-loopback --host; every request then needs the token"
+    )
+    w.add_argument(
+        "--token", default=None, help="the access token (default: none on loopback, a random one with --public)"
+    )
+    w.add_argument("--state-dir", type=Path, default=None, help="where sessions are kept (default: the XDG state dir)")
+    w.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"))
+    _cluster(w)
+    w.set_defaults(run=search.serve)
+
     d = sub.add_parser("demo", help="build a catalog of real images (offline), then the UI or a text round")
     d.add_argument("--dir", type=Path, default=Path("demo-data"), help="where the demo's catalog lives")
     d.add_argument("--dataset", choices=("openclipart", "fashion-mnist"), default="openclipart")

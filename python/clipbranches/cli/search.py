@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -228,6 +229,26 @@ def tui(args: argparse.Namespace) -> int:
         raise MissingDependencyError(f"the terminal UI is installed but cannot be imported ({e}): {install}") from e
     # ``demo`` starts the UI without a session (its namespace has none).
     run(args.catalog, renderer=args.renderer, session=getattr(args, "session", None))
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    from clipbranches._optional import require
+
+    require("the web server (clipbranches serve)", "serve")
+    from clipbranches.web.server import serve as run
+
+    token = args.token if args.token is not None else os.environ.get("CLIPBRANCHES_TOKEN") or None
+    run(
+        args.catalogs,
+        host=args.host,
+        port=args.port,
+        public=args.public,
+        token=token,
+        state_dir=args.state_dir,
+        cluster=args.cluster,
+        log_level=args.log_level,
+    )
     return 0
 
 

@@ -252,6 +252,19 @@ class Catalog:
             self._items = items
         return self._items
 
+    def items_of(self, rows: NDArray[np.int64]) -> pl.DataFrame:
+        """The items of ``rows``, in order (the same call as :meth:`CatalogSet.items_of`)."""
+        rows = np.asarray(rows, np.int64)
+        return self.items[rows.tolist()] if len(rows) else self.items.clear()
+
+    def thumbnail_path(self, row: int) -> Path:
+        """Where the thumbnail of ``row`` would be (the file exists once ingest made it).
+
+        Raises :class:`CatalogChangedError` when the catalog was replaced on disk since it was
+        opened (the file would be another catalog's)."""
+        self.check_unchanged()
+        return self.path / THUMBS_DIR / f"{int(self.item_ids[int(row)])}.jpg"
+
     @property
     def item_ids(self) -> NDArray[np.int64]:
         """The ``id`` of every row (read-only), read from the items file on first access.
