@@ -22,7 +22,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "models": ("sklearn",),
     "tui": ("clipbranches_tui",),
     "cluster": ("ray",),
-    "serve": ("fastapi", "uvicorn", "multipart"),
+    "serve": ("fastapi", "uvicorn", "python_multipart"),
 }
 
 

@@ -6,7 +6,19 @@ import json
 import subprocess
 import sys
 
-HEAVY = ["torch", "open_clip", "textual", "torchvision", "sklearn", "wordllama", "efficientnet_lite_pytorch", "ray"]
+HEAVY = [
+    "torch",
+    "open_clip",
+    "textual",
+    "torchvision",
+    "sklearn",
+    "wordllama",
+    "efficientnet_lite_pytorch",
+    "ray",
+    "fastapi",
+    "uvicorn",
+    "starlette",
+]
 
 
 def test_import_does_not_pull_heavy_dependencies() -> None:

@@ -17,9 +17,16 @@ Importing this package needs the ``serve`` extra: ``pip install 'clipbranches[se
 
 from __future__ import annotations
 
-from clipbranches._optional import require
+from clipbranches import MissingDependencyError
 
-require("the web server (clipbranches serve)", "serve")
+try:
+    import fastapi  # noqa: F401
+    import python_multipart  # noqa: F401
+    import uvicorn  # noqa: F401
+except ImportError as e:  # pragma: no cover (the serve extra is installed wherever tests run)
+    raise MissingDependencyError(
+        f"the web server (clipbranches serve) needs {e.name}, which is not installed: pip install 'clipbranches[serve]'"
+    ) from e
 
 from clipbranches.web.app import MAX_BODY_BYTES, MAX_UPLOAD_BYTES, create_app  # noqa: E402
 from clipbranches.web.server import serve  # noqa: E402
