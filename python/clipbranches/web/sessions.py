@@ -6,8 +6,9 @@ state folder), so a server restart loses nothing: the next server reads the fold
 
 Results are not saved, only the rounds that made them (their ``params``, seed included). The
 last few answers are kept in memory (:data:`MAX_CACHED_RESULTS`, least recently used first
-out); a page of an older round, or of any round after a restart, is made again with
-:meth:`SearchEngine.redo`: the same parameters and seed give the same answer.
+out, and no more than :data:`MAX_CACHED_ITEMS` items in all); a page of an older round, or of
+any round after a restart, is made again with :meth:`SearchEngine.redo`: the same parameters
+and seed give the same answer.
 
 Each session has its own lock: two requests on one session take turns (a label change never
 interleaves with a refine on the same labels), requests on different sessions run side by side.
@@ -29,10 +30,13 @@ from clipbranches import (
     SessionFormatError,
 )
 
-__all__ = ["MAX_CACHED_RESULTS", "MAX_SESSIONS", "SessionNotFound", "SessionStore", "WebSession"]
+__all__ = ["MAX_CACHED_ITEMS", "MAX_CACHED_RESULTS", "MAX_SESSIONS", "SessionNotFound", "SessionStore", "WebSession"]
 
-#: Answers kept in memory, over all sessions (each can hold every accepted row of a catalog).
+#: Answers kept in memory, over all sessions...
 MAX_CACHED_RESULTS = 64
+#: ... and the items they may hold together (an answer keeps every accepted row, ~18 bytes
+#: each: at 10M items one round can hold millions). The newest answer is always kept.
+MAX_CACHED_ITEMS = 20_000_000
 #: Sessions one server keeps; creating one more is refused (HTTP 429) until some are deleted.
 MAX_SESSIONS = 10_000
 #: What a session id looks like (what :func:`secrets.token_urlsafe` (16) makes): checked before
@@ -147,8 +151,10 @@ class SessionStore:
         with self._lock:
             self._results[(web.id, round_no)] = results
             self._results.move_to_end((web.id, round_no))
-            while len(self._results) > MAX_CACHED_RESULTS:
-                self._results.popitem(last=False)
+            held = sum(len(r) for r in self._results.values())
+            while len(self._results) > 1 and (len(self._results) > MAX_CACHED_RESULTS or held > MAX_CACHED_ITEMS):
+                _, dropped = self._results.popitem(last=False)
+                held -= len(dropped)
 
     def results(self, web: WebSession, round_no: int) -> Results:
         """The answer of round ``round_no`` of ``web`` (call with ``web.lock`` held): from

@@ -347,3 +347,20 @@ def test_a_catalog_set_serves_like_a_catalog(tmp_path: Path) -> None:
     expected = SearchEngine.open(tmp_path / "one").refine([1, 2, 450], seed=5)
     assert answer["total"] == expected.total
     assert [i["id"] for i in answer["items"]] == expected.ids[:50].tolist()
+
+
+def test_evicted_answers_are_made_again(
+    client: TestClient, sid: str, synthetic: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clipbranches.web import sessions
+
+    monkeypatch.setattr(sessions, "MAX_CACHED_ITEMS", 1)  # keep only the newest answer
+    base = f"/api/sessions/{sid}"
+    client.post(f"{base}/labels", json={"ids": [3, 1964], "label": "positive"})
+    first = client.post(f"{base}/refine", json={"seed": 1, "size": 30}).json()
+    client.post(f"{base}/refine", json={"seed": 2, "size": 30, "model": "branch"})
+    store = client.app.state.store  # type: ignore[attr-defined]
+    assert [key[1] for key in store._results] == [1]
+    again = client.get(f"{base}/rounds/0?size=30").json()
+    assert [i["id"] for i in again["items"]] == [i["id"] for i in first["items"]]
+    assert again["total"] == first["total"]
