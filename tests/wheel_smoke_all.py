@@ -4,7 +4,8 @@ repository by `make wheel-check`, with only the throwaway venv's packages.
 It proves that the installed ``clipbranches`` (not the repository's) searches by item and
 refines with the default model through the API and through the ``clipbranches`` command, that a
 text search runs end to end with the offline towers (train-head on a small captioned set,
-ingest, search), and that the terminal UI's wheel is installed and registered.
+ingest, search), that the terminal UI's wheel is installed and registered, and that
+``clipbranches serve`` answers its API and its page (with the page's files inside the wheel).
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from importlib.metadata import entry_points
 
 import clipbranches_tui
@@ -106,5 +110,43 @@ with tempfile.TemporaryDirectory() as tmp:
     cli("tui", "--help")
     (ui,) = entry_points(group="clipbranches.ui", name="tui")
     assert ui.load() is clipbranches_tui.run
+
+    # 5. The web server: its API over the ingested catalog, and its page's files from the wheel.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [str(COMMAND), "serve", str(root / "photos.catalog"), "--port", str(port), "--state-dir", str(root / "state")],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                about = json.load(urllib.request.urlopen(f"{url}/api", timeout=5))
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read() if server.stderr else "serve exited"
+                time.sleep(0.1)
+        else:
+            raise AssertionError("clipbranches serve did not answer within 30 s")
+        assert about["catalogs"] == ["photos.catalog"], about
+        page = urllib.request.urlopen(f"{url}/", timeout=5).read().decode()
+        assert "<html" in page.lower(), page[:200]
+        script = urllib.request.urlopen(f"{url}/static/app.js", timeout=5).read()
+        assert len(script) > 1000, "the page's script is not in the wheel"
+        ask = urllib.request.Request(
+            f"{url}/api/catalogs/photos.catalog/search",
+            data=json.dumps({"query": "a cat", "k": 5}).encode(),
+            headers={"content-type": "application/json"},
+        )
+        answer = json.load(urllib.request.urlopen(ask, timeout=60))
+        assert len(answer["items"]) == 5, answer
+        thumb = urllib.request.urlopen(f"{url}{answer['items'][0]['thumbnail']}", timeout=5)
+        assert thumb.headers["content-type"] == "image/jpeg"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 print("all extra OK")
