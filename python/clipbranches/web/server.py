@@ -7,13 +7,15 @@ a token on every request: the one given, or a fresh random one, printed in the U
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from clipbranches import InvalidArgumentError
+from clipbranches import ClipBranchesError, InvalidArgumentError, SearchEngine
 from clipbranches.web.security import is_loopback
 
 __all__ = ["DEFAULT_PORT", "catalog_names", "default_state_dir", "serve"]
@@ -90,4 +92,15 @@ def serve(
     names = ", ".join(f"{n} ({len(e):,} items)" for n, e in app.state.engines.items())
     print(f"clipbranches serve: {names}; {len(store)} saved sessions in {folder}", file=sys.stderr)
     print(f"clipbranches serve: open {url}", file=sys.stderr, flush=True)
+    threading.Thread(target=_warm, args=(list(app.state.engines.values()),), daemon=True).start()
     uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+def _warm(engines: list[SearchEngine]) -> None:
+    """Load each catalog's towers now, beside the server, so the first text query does not wait
+    for them (seconds: torch and the weights). A catalog without towers is left as it is."""
+    for engine in engines:
+        if engine.catalog.encoder is not None:
+            # no head, or the extra is missing: the first query will say so
+            with contextlib.suppress(ClipBranchesError):
+                engine.encode_text("a photo")
