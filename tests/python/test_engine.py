@@ -241,3 +241,21 @@ def test_rules_sql_keeps_the_labels_the_boxes_disagree_with(
     db.executemany(f"INSERT INTO codes VALUES ({', '.join('?' * (codes.shape[1] + 1))})", rows)
     assert sorted(r[0] for r in db.execute(results.rules().sql())) == sorted(results.ids.tolist())
     assert "plus the 11 labelled positives, minus the 2 labelled negatives" in str(results.rules())
+
+
+def test_items_and_thumbnails_by_id(tmp_path: Path) -> None:
+    codes = np.concatenate([block for block, _ in testing.codes(50, k=5)])
+    items = pl.DataFrame({"id": np.arange(100, 150), "caption": [f"item {i}" for i in range(50)]})
+    engine = SearchEngine(Catalog.create(tmp_path / "cat", codes, items, encoder={"name": "test"}))
+    found = engine.items([140, 100, 141])
+    assert found["id"].to_list() == [140, 100, 141]
+    assert found["caption"].to_list() == ["item 40", "item 0", "item 41"]
+    assert engine.items([]).columns == found.columns
+    assert engine.thumbnail(100) is None  # not made by ingest: no thumbnail
+    (tmp_path / "cat" / "thumbs").mkdir()
+    (tmp_path / "cat" / "thumbs" / "141.jpg").write_bytes(b"jpeg")
+    assert engine.thumbnail(141) == tmp_path / "cat" / "thumbs" / "141.jpg"
+    with pytest.raises(UnknownItemError, match=r"\[7\]"):
+        engine.items([100, 7])
+    with pytest.raises(UnknownItemError):
+        engine.thumbnail(99)

@@ -31,7 +31,10 @@ def test_a_new_session_belongs_to_its_catalog(engine: SearchEngine) -> None:
 
 def test_labels_and_their_history() -> None:
     session = Session()
+    assert not session.can_undo
     session.label([3, 1, 2], "positive")
+    assert session.can_undo
+    assert not session.can_redo
     session.label([np.int64(9)], "negative")
     assert (session.positives, session.negatives) == ([1, 2, 3], [9])
     session.label([1, 2, 3], "positive")  # no change: no undo step
@@ -42,6 +45,8 @@ def test_labels_and_their_history() -> None:
     assert session.undo()
     assert session.undo()
     assert session.labels == {}
+    assert not session.can_undo
+    assert session.can_redo
     assert not session.undo()
     assert session.redo()
     assert session.positives == [1, 2, 3]
