@@ -3,23 +3,25 @@ same rounds as in-process engine calls in the same run: requests per second and 
 for 1, 4 and 16 concurrent sessions, and the HTTP overhead per round.
 
     python benchmarks/serve.py                                  # 1M and 10M items; 1, 4, 16 sessions
-    python benchmarks/serve.py --sizes 1000000 --concurrency 1,4 --rounds 5
+    python benchmarks/serve.py --sizes 1000000 --concurrency 1,4 --rounds 2 --trials 1
 
 Each of C clients (threads, one keep-alive HTTP connection each) has its own session, labelled
 once as in benchmarks/engine.py (10 positives from one cluster of the synthetic catalog, 10
-negatives from others; client c uses run c's labels), then runs ``--rounds`` refine rounds with
-the default model, round r with seed ``1000 * c + r``; all clients start together. A round is
+negatives from others; client c uses run c's labels), then runs refine rounds with the default
+model, each with a seed of its own; the clients start together. A round is
 ``POST /api/sessions/{id}/refine`` answering its first page (60 items with their metadata, as
-JSON; the server saves the session before answering). The in-process column runs the same
-rounds as ``engine.refine(positives, negatives, seed=...)`` from C threads of this process,
-with the same labels and seeds, and every HTTP answer's first page (ids, total) is checked
-against the in-process one before its time counts.
+JSON; the server saves the session before answering). The in-process side runs the same rounds
+as ``engine.refine(positives, negatives, seed=...)`` from C threads of this process, with the
+same labels and seeds. Each concurrency has ``--trials`` turns of ``--rounds`` rounds per client
+on each side, the sides taking turns (a spell of load from other programs falls on both), and
+every HTTP answer's first page (ids, total) is checked against the in-process one.
 
-Columns: rounds per second (all rounds / wall time from the common start to the last answer);
-p50 and p99 of one round's latency (nearest rank over C x rounds rounds: with few rounds, p99 is
-the slowest); HTTP overhead = HTTP p50 - in-process p50 (at 1 session: the cost of the HTTP
-layer per round: JSON, the page's metadata, saving the session, the loopback round trip); and
-the throughput ratio HTTP / in-process. Client and server share the machine's CPUs.
+Columns: rounds per second (a turn's rounds / its wall time from the common start to the last
+answer; the median over the turns); p50 and p99 of one round's latency (nearest rank over all
+of a side's rounds: with few rounds, p99 is the slowest); HTTP overhead = HTTP p50 - in-process
+p50 (at 1 session: the cost of the HTTP layer per round: JSON, the page's metadata, saving the
+session, the loopback round trip); and the throughput ratio HTTP / in-process. Client and
+server share the machine's CPUs (and with whatever else runs: the load average is printed).
 
 Catalogs (``testing.make_catalog``, seed 0, with their index) are kept in ``--cache-dir`` (default
 ``.cache/serve``) and reused by later runs: 1M items take about 70 MB, 10M about 700 MB.
@@ -32,6 +34,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -178,49 +181,63 @@ def nearest_rank(values: list[float], q: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, int(np.ceil(q * len(ordered))) - 1))]
 
 
+Answer = tuple[list[int], int]  # a round's first page as compared: its ids, and the total
+
+
 class Bench:
-    """One catalog's rounds: the labels of each client and the in-process answers to check."""
+    """One catalog's rounds: each client's labels and seeds, and both sides' answers to compare."""
 
     def __init__(self, path: Path, n: int, model: str, rounds: int) -> None:
         self.engine = SearchEngine.open(path)
         self.labels = testing.labels(n, seed=0)
         self.model = model
         self.rounds = rounds
-        self.expected: dict[tuple[int, int], tuple[list[int], int]] = {}
+        self.local: dict[tuple[int, int], Answer] = {}
+        self.remote: dict[tuple[int, int], Answer] = {}
 
     def labels_of(self, client: int) -> tuple[list[int], list[int]]:
         pos, neg = labels_for(self.labels, client)
         return [int(i) for i in pos], [int(i) for i in neg]
 
-    def in_process(self, client: int) -> list[float]:
-        pos, neg = self.labels_of(client)
-        times = []
-        for r in range(self.rounds):
-            start = time.perf_counter()
-            results = self.engine.refine(pos, neg, model=self.model, seed=1000 * client + r)
-            times.append(time.perf_counter() - start)
-            first = results.page(0, DEFAULT_K)
-            self.expected[(client, r)] = ([int(i) for i in first.ids], int(results.total))
-        return times
+    def seed(self, client: int, trial: int, r: int) -> int:
+        return 100_000 * client + self.rounds * trial + r
 
-    def over_http(self, url: str, sessions: list[str]) -> Callable[[int], list[float]]:
+    def in_process(self, trial: int) -> Callable[[int], list[float]]:
+        def work(client: int) -> list[float]:
+            pos, neg = self.labels_of(client)
+            times = []
+            for r in range(self.rounds):
+                seed = self.seed(client, trial, r)
+                start = time.perf_counter()
+                results = self.engine.refine(pos, neg, model=self.model, seed=seed)
+                times.append(time.perf_counter() - start)
+                first = results.page(0, DEFAULT_K)
+                self.local[(client, seed)] = ([int(i) for i in first.ids], int(results.total))
+            return times
+
+        return work
+
+    def over_http(self, url: str, sessions: list[str], trial: int) -> Callable[[int], list[float]]:
         def work(client: int) -> list[float]:
             times = []
             with httpx.Client(base_url=url, timeout=600.0) as http:
                 for r in range(self.rounds):
-                    body = {"model": self.model, "seed": 1000 * client + r, "size": DEFAULT_K}
+                    seed = self.seed(client, trial, r)
+                    body = {"model": self.model, "seed": seed, "size": DEFAULT_K}
                     start = time.perf_counter()
                     answer = http.post(f"/api/sessions/{sessions[client]}/refine", json=body)
                     times.append(time.perf_counter() - start)
-                    if answer.status_code != 200:
-                        raise RuntimeError(f"refine answered {answer.status_code}: {answer.text[:500]}")
-                    page = answer.json()
-                    got = ([item["id"] for item in page["items"]], page["total"])
-                    if got != self.expected[(client, r)]:
-                        raise SystemExit(f"client {client} round {r}: the server's answer differs from the engine's")
+                    page = _ok(answer)
+                    self.remote[(client, seed)] = ([item["id"] for item in page["items"]], page["total"])
             return times
 
         return work
+
+    def check(self) -> None:
+        """Every HTTP answer equals the in-process one of the same labels and seed."""
+        for key, got in self.remote.items():
+            if got != self.local[key]:
+                raise SystemExit(f"client {key[0]}, seed {key[1]}: the server's answer differs from the engine's")
 
     def sessions(self, url: str, clients: int, name: str) -> list[str]:
         """``clients`` new sessions, each labelled with its client's labels."""
@@ -238,16 +255,15 @@ class Bench:
 
 def _ok(answer: httpx.Response) -> Any:
     if not answer.is_success:
-        raise RuntimeError(
-            f"{answer.request.method} {answer.request.url.path}: {answer.status_code} {answer.text[:500]}"
-        )
+        request = answer.request
+        raise RuntimeError(f"{request.method} {request.url.path}: {answer.status_code} {answer.text[:500]}")
     return answer.json()
 
 
 def bench_size(n: int, args: argparse.Namespace, state_root: Path) -> list[str]:
     path, built = cached_catalog(args.cache_dir, n)
     made = f"made and indexed in {built:.1f} s" if built else f"cached in {args.cache_dir}"
-    print(f"\n{n:,} items: catalog {made}", flush=True)
+    print(f"\n{n:,} items: catalog {made}; load average {_load()}", flush=True)
     bench = Bench(path, n, args.model, args.rounds)
     rows = []
     with running_server({"bench": path}, state_root / f"state-{n}") as url:
@@ -256,38 +272,54 @@ def bench_size(n: int, args: argparse.Namespace, state_root: Path) -> list[str]:
         (warm,) = bench.sessions(url, 1, "bench")
         _ok(httpx.post(f"{url}/api/sessions/{warm}/refine", json={"model": args.model, "seed": 0}, timeout=600.0))
         for clients in args.concurrency:
-            local_wall, local = run_clients(clients, bench.in_process)
             sessions = bench.sessions(url, clients, "bench")
-            http_wall, remote = run_clients(clients, bench.over_http(url, sessions))
-            count = clients * args.rounds
-            local_rps, http_rps = count / local_wall, count / http_wall
-            l50, l99 = nearest_rank(local, 0.5) * 1000, nearest_rank(local, 0.99) * 1000
-            h50, h99 = nearest_rank(remote, 0.5) * 1000, nearest_rank(remote, 0.99) * 1000
+            rates: dict[str, list[float]] = {"local": [], "http": []}
+            times: dict[str, list[float]] = {"local": [], "http": []}
+            for trial in range(args.trials):  # the two sides take turns, so both see the same spells of load
+                sides = [("local", bench.in_process(trial)), ("http", bench.over_http(url, sessions, trial))]
+                for side, work in sides if trial % 2 == 0 else sides[::-1]:
+                    wall, latencies = run_clients(clients, work)
+                    rates[side].append(clients * args.rounds / wall)
+                    times[side].extend(latencies)
+            bench.check()
+            local_rps, http_rps = statistics.median(rates["local"]), statistics.median(rates["http"])
+            l50, l99 = (nearest_rank(times["local"], q) * 1000 for q in (0.5, 0.99))
+            h50, h99 = (nearest_rank(times["http"], q) * 1000 for q in (0.5, 0.99))
             rows.append(
-                f"| {n:,} | {clients} | {count} | {http_rps:,.2f} | {h50:,.1f} | {h99:,.1f} | {local_rps:,.2f} | "
-                f"{l50:,.1f} | {l99:,.1f} | {h50 - l50:+,.1f} | {http_rps / local_rps:.2f} |"
+                f"| {n:,} | {clients} | {len(times['http'])} | {http_rps:,.2f} | {h50:,.1f} | {h99:,.1f} | "
+                f"{local_rps:,.2f} | {l50:,.1f} | {l99:,.1f} | {h50 - l50:+,.1f} ms | {http_rps / local_rps:.2f} |"
             )
             print(f"  {clients} sessions: {http_rps:.2f} rounds/s over HTTP, {local_rps:.2f} in process", flush=True)
     return rows
+
+
+def _load() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000000,10000000", help="catalog sizes, comma-separated")
     parser.add_argument("--concurrency", default="1,4,16", help="concurrent sessions, comma-separated")
-    parser.add_argument("--rounds", type=int, default=10, help="refine rounds per client (default 10)")
+    parser.add_argument("--rounds", type=int, default=4, help="refine rounds per client and trial (default 4)")
+    parser.add_argument("--trials", type=int, default=3, help="turns of each side per concurrency (default 3)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"refine model (default {DEFAULT_MODEL})")
     parser.add_argument("--cache-dir", type=Path, default=CACHE, help=f"where catalogs are kept (default {CACHE})")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c]
-    if args.rounds < 1 or not sizes or not args.concurrency or min(args.concurrency) < 1:
-        parser.error("--rounds, --sizes and --concurrency need positive values")
+    if min(args.rounds, args.trials) < 1 or args.rounds * args.trials > 100_000 or not sizes:
+        parser.error("--rounds and --trials need positive values (and at most 100,000 rounds per client)")
+    if not args.concurrency or min(args.concurrency) < 1:
+        parser.error("--concurrency needs positive values")
 
     import fastapi
     import uvicorn
 
-    print(f"serve benchmark: refine rounds ({args.model}) over HTTP vs in process, {args.rounds} rounds per session")
+    print(
+        f"serve benchmark: refine rounds ({args.model}) over HTTP vs in process, "
+        f"{args.trials} trials of {args.rounds} rounds per session"
+    )
     print(f"{machine_line()}, fastapi {fastapi.__version__}, uvicorn {uvicorn.__version__}, httpx {httpx.__version__}")
     state_root = Path(tempfile.mkdtemp(prefix="cb-serve-bench-"))
     try:
@@ -312,7 +344,7 @@ def main() -> None:
     print("|---" * len(columns) + "|")
     for row in rows:
         print(row)
-    print(f"\n(load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())})")
+    print(f"\n(load average at the end: {_load()})")
 
 
 if __name__ == "__main__":
