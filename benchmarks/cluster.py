@@ -6,14 +6,19 @@ Ray cluster: the refine time per model in the same run, and what Ray adds per ro
 
 Labels as in benchmarks/engine.py: 10 positives from one cluster and 10 negatives (plus the
 default 500 random negatives); each model's median over ``--repeat`` rounds, each round with
-another cluster and seed. Every answer is checked against the single catalog's (ids, scores,
-total) before its time counts. Columns:
+another cluster and seed, and labels no earlier round used (the engines keep the codes of rows
+they have gathered: each round pays for fetching its labels' codes, the worst case of a
+session). Every answer is checked against the single catalog's (ids, scores, total) before its
+time counts. Columns:
 
 - one catalog: :class:`SearchEngine` over the one catalog (the baseline);
 - 8 shards, one process: :class:`ShardedEngine`, the shards one after another in this process;
 - 8 shards, Ray: one actor per shard on a local Ray cluster (``cluster="local"``);
-- Ray fan-out: the median round trip of a call that does no work to all 8 actors at once: the
-  transport and scheduling a round pays per fan-out, whatever the shards' work.
+- Ray - one process: what Ray adds to a round;
+- fan-outs: the calls to all the actors one Ray round makes (gathers of codes, passes, the apply).
+
+Above the table, the Ray fan-out: the median round trip of a call that does no work to all 8
+actors at once: the transport and scheduling a round pays per fan-out, whatever the shards' work.
 
 On this 2-core machine the shards cannot run side by side on more than two cores, so Ray's
 parallelism is bounded by two; what a cluster of N machines gives is modelled in the README
@@ -40,6 +45,9 @@ from harness import machine_line
 
 MODELS = ("branch", "ensemble", "hybrid", "linear")
 SHARDS = 8
+#: Every fan-out of the Ray engine (its method), and how many each timed round made.
+FAN_OUTS: list[str] = []
+ROUND_FAN_OUTS: list[int] = []
 
 
 def build(workdir: Path, n: int) -> tuple[Path, Path, np.ndarray]:
@@ -62,14 +70,20 @@ def build(workdir: Path, n: int) -> tuple[Path, Path, np.ndarray]:
     return workdir / "one", workdir / "set", labels
 
 
-def rounds(engine: SearchEngine, labels: np.ndarray, model: str, repeat: int) -> tuple[float, list[tuple[Any, ...]]]:
-    """Median ms of ``repeat`` refine rounds, and each round's answer (ids, scores, total)."""
+def rounds(
+    engine: SearchEngine, labels: np.ndarray, model: str, repeat: int, first: int
+) -> tuple[float, list[tuple[Any, ...]]]:
+    """Median ms of ``repeat`` refine rounds (labels ``first``, ``first + 1``...), and each
+    round's answer (ids, scores, total). The fan-outs of the rounds themselves (not of reading
+    their answers) are counted in :data:`ROUND_FAN_OUTS`."""
     times, answers = [], []
-    for run in range(repeat):
+    for run in range(first, first + repeat):
         pos, neg = labels_for(labels, run)
+        before = len(FAN_OUTS)
         start = time.perf_counter()
         results = engine.refine(pos.tolist(), neg.tolist(), model=model, seed=run)
         times.append((time.perf_counter() - start) * 1000)
+        ROUND_FAN_OUTS.append(len(FAN_OUTS) - before)
         answers.append((results.ids[:100].tolist(), np.round(results.scores[:100], 6).tolist(), results.total))
     return statistics.median(times), answers
 
@@ -105,18 +119,26 @@ def main() -> None:
         print(f"local Ray cluster and {SHARDS} actors up in {time.perf_counter() - start:.1f} s\n")
         median, p90 = fan_out_ms(ray)
         print(f"Ray fan-out to {SHARDS} actors, no work: median {median:.2f} ms, p90 {p90:.2f} ms\n")
-        print(f"| model | one catalog | {SHARDS} shards, one process | {SHARDS} shards, Ray | Ray - one process |")
-        print("|---|---|---|---|---|")
-        for model in MODELS:
-            base, expected = rounds(one, labels, model, args.repeat)
+        real_map = ray._map  # type: ignore[attr-defined]
+        ray._map = lambda method, calls: FAN_OUTS.append(method) or real_map(method, calls)  # type: ignore[attr-defined]
+        print(
+            f"| model | one catalog | {SHARDS} shards, one process | {SHARDS} shards, Ray | Ray - one process "
+            "| fan-outs per Ray round |"
+        )
+        print("|---|---|---|---|---|---|")
+        for m, model in enumerate(MODELS):
+            first = 1000 * m  # labels no other model's rounds used
+            base, expected = rounds(one, labels, model, args.repeat, first)
             times = []
             for engine in (local, ray):
-                took, answers = rounds(engine, labels, model, args.repeat)
+                ROUND_FAN_OUTS.clear()
+                took, answers = rounds(engine, labels, model, args.repeat, first)
                 if answers != expected:
                     raise SystemExit(f"{model}: the sharded answer differs from the one catalog's")
                 times.append(took)
+            per_round = statistics.median(ROUND_FAN_OUTS)  # the Ray engine's (it ran last)
             cells = [f"{base:,.1f} ms", f"{times[0]:,.1f} ms", f"{times[1]:,.1f} ms", f"{times[1] - times[0]:+,.1f} ms"]
-            print(f"| {model} | " + " | ".join(cells) + " |")
+            print(f"| {model} | " + " | ".join(cells) + f" | {per_round:g} |")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -18,6 +18,13 @@ shards in order (ids, scores, totals, paging, export), for every model:
   (:class:`ShardPage`); the driver merges pages and totals, and further pages, the full ranking
   and exports are pulled from the shards when asked for.
 
+Codes the driver reads are kept there (:class:`CodeCache`): the fixed rows every round draws
+from (the random-negative pool and the hybrid's calibration sample, fetched in the first round's
+one gather) and the rows users labelled. A round then gathers only labelled rows it has not seen
+(one fan-out, none when the labels were seen before), and ranks the labelled positives from the
+training set's codes: ``branch``, ``ensemble`` and ``hybrid`` make two fan-outs per round at
+most (that gather and the apply), ``linear`` four (plus its two self-training passes).
+
 :class:`~clipbranches.shard_worker.ShardWorker` (:mod:`clipbranches.shard_worker`) is
 everything the driver asks of one shard; a Ray actor runs the very same class
 (:mod:`clipbranches.cluster`). Here the workers run in the driver's process, one after the other (each native call is
@@ -31,6 +38,7 @@ import dataclasses
 import itertools
 import os
 import secrets
+import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -43,12 +51,12 @@ from numpy.typing import NDArray
 
 from clipbranches.engine import SearchEngine, _Clock
 from clipbranches.exceptions import InvalidArgumentError
-from clipbranches.learn.hybrid import HybridModel
+from clipbranches.learn.hybrid import SAMPLE_ROWS, HybridModel
 from clipbranches.learn.logistic import LinearScorer
 from clipbranches.learn.ranking import NOTHING, Ranked, concat
 from clipbranches.learn.registry import BoxModel, Model, make_model
 from clipbranches.learn.selftrain import SelfTrainedLinear, refit_with_pseudo_labels
-from clipbranches.learn.training import TrainingSet, build_training_set
+from clipbranches.learn.training import TrainingSet, build_training_set, random_pool
 from clipbranches.options import RefineOptions
 from clipbranches.results import FIRST_PAGE, Results, honour_labels
 from clipbranches.shard_worker import (
@@ -246,6 +254,9 @@ class ShardedEngine(SearchEngine):
         super().__init__(cast(Catalog, catalog_set), encoder=encoder, device=device)
         self.workers = self._start_workers()
         self._round_ids = itertools.count()
+        n = len(catalog_set)
+        fixed = np.union1d(random_pool(n), random_pool(n, SAMPLE_ROWS)) if n else np.zeros(0, np.int64)
+        self._known = CodeCache(catalog_set.offsets, self._codes(), fixed)
         self._towers_engine: SearchEngine | None = None
 
     @classmethod
@@ -343,8 +354,9 @@ class ShardedEngine(SearchEngine):
                     "apply",
                     [(round_id, scorer, self._local(labelled, i), FIRST_PAGE) for i in range(len(self.workers))],
                 )
-                # The positives, ranked by the model's own score of them (the codes gathered).
-                pinned, _ = honour_labels(NOTHING, learner, cast(NDArray[np.uint8], self._codes()), pos, neg)
+                # The positives, ranked by the model's own score of them (their codes are the
+                # training set's: no gather).
+                pinned, _ = honour_labels(NOTHING, learner, cast(NDArray[np.uint8], self._known.view()), pos, neg)
         except BaseException:
             _release(self.workers, round_id)  # what shards kept of a round that failed
             raise
@@ -391,13 +403,13 @@ class ShardedEngine(SearchEngine):
             negative_weight=chosen.negative_weight,
             seed=seed,
         )
-        return dataclasses.replace(training, codes=self._codes().gather(training.rows))
+        return dataclasses.replace(training, codes=self._known.gather(training.rows))
 
     def _scorer(self, learner: Model, training: TrainingSet, round_id: int) -> ShardScorer:
         """What the shards apply: the model itself, or what it calibrated on the whole set."""
         if isinstance(learner, HybridModel):
             # The model's own calibration, on the same global sample rows as one catalog's.
-            view = _DriverView(len(self.catalog_set), self._codes())
+            view = _DriverView(len(self.catalog_set), self._known.view())
             terms, threshold = learner._calibrate(cast(Catalog, view))
             learner._terms = terms
             return HybridScan(terms, threshold)
@@ -449,6 +461,75 @@ class ShardedEngine(SearchEngine):
             )
         learner.final = model
         return model
+
+
+class CodeCache:
+    """The codes the driver has gathered, kept (a set's codes never change while it is open):
+    ``fixed`` rows (fetched with the first gather, in the same fan-out) and up to
+    :attr:`LIMIT` other rows (the labelled ones), forgotten all at once when full. A gather
+    asks ``source`` (one fan-out) only for the rows it does not hold."""
+
+    #: The most rows kept besides the fixed ones (32 bytes each at 32-d).
+    LIMIT = 1 << 16
+
+    def __init__(self, offsets: NDArray[np.int64], source: SetCodes, fixed: NDArray[np.int64]) -> None:
+        self.offsets = offsets
+        self.source = source
+        self._fixed = np.asarray(fixed, np.int64)
+        self._rows = np.zeros(0, np.int64)  # sorted
+        self._codes = np.zeros((0, source.shape[1]), np.uint8)
+        self._extra = 0  # rows held besides the fixed ones
+        self._lock = threading.Lock()
+        #: Gathers that went to the shards (for tests and profiles).
+        self.fetches = 0
+
+    def gather(self, rows: NDArray[np.int64]) -> NDArray[np.uint8]:
+        """The codes of global ``rows`` (in range), in order."""
+        rows = np.asarray(rows, np.int64)
+        with self._lock:
+            held_rows, held_codes, first = self._rows, self._codes, self.fetches == 0
+        at = np.searchsorted(held_rows, rows)
+        found = at < len(held_rows)
+        found[found] = held_rows[at[found]] == rows[found]
+        out = np.empty((len(rows), self.source.shape[1]), np.uint8)
+        out[found] = held_codes[at[found]]
+        if found.all():
+            return out
+        missing = np.unique(rows[~found])
+        wanted = np.union1d(missing, self._fixed) if first else missing
+        fetched = self.source.gather(wanted)
+        out[~found] = fetched[np.searchsorted(wanted, rows[~found])]
+        self._keep(wanted, fetched, first)
+        return out
+
+    def _keep(self, rows: NDArray[np.int64], codes: NDArray[np.uint8], first: bool) -> None:
+        with self._lock:
+            self.fetches += 1
+            fresh = ~np.isin(rows, self._rows)
+            rows, codes = rows[fresh], codes[fresh]
+            added = len(rows) - (int(np.isin(rows, self._fixed).sum()) if first else 0)
+            if self._extra + added > self.LIMIT and not first:
+                keep = np.isin(self._rows, self._fixed)  # forget the labelled rows, keep the fixed ones
+                self._rows, self._codes, self._extra = self._rows[keep], self._codes[keep], 0
+                if added > self.LIMIT:
+                    return
+            all_rows = np.concatenate([self._rows, rows])
+            order = np.argsort(all_rows, kind="stable")
+            self._rows, self._codes = all_rows[order], np.concatenate([self._codes, codes])[order]
+            self._extra += added
+
+    def view(self) -> SetCodes:
+        """A :class:`SetCodes` over the whole set that gathers through this cache."""
+        return _CachedCodes(self)
+
+
+class _CachedCodes(SetCodes):
+    def __init__(self, cache: CodeCache) -> None:
+        super().__init__(cache.offsets, cache.source.shape[1], lambda i, rows: cache.source[rows + cache.offsets[i]])
+        self._cache = cache
+
+    def gather(self, rows: NDArray[np.int64]) -> NDArray[np.uint8]:
+        return self._cache.gather(rows)
 
 
 @dataclass(frozen=True)

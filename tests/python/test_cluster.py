@@ -168,6 +168,40 @@ def test_a_round_fans_out_to_every_actor_before_waiting(engine: RayEngine, monke
     assert events[: shards + 1] == ["submit nearest"] * shards + ["get"]
 
 
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_a_round_makes_as_few_fan_outs_as_its_model_needs(
+    single: SearchEngine, engine: RayEngine, data: tuple[np.ndarray, pl.DataFrame], model: str, monkeypatch: Any
+) -> None:
+    """The random negatives' pool and the hybrid's sample are fetched once (here: every row,
+    the set being smaller than the pool); then a round is the apply alone (linear: its two
+    self-training passes first). Without them kept, new labels cost one gather of the training
+    rows' codes (the hybrid: and one of its sample), and the same labels again none. The answers stay the single catalog's."""
+    from clipbranches.sharded import CodeCache
+
+    labels = data[1]["label"].to_numpy()
+    rng = np.random.default_rng(sorted(MODELS).index(model) + 100)  # labels no other test used
+    pos = item_id(rng.choice(np.flatnonzero(labels == labels[7]), 6, replace=False))
+    neg = item_id(rng.choice(np.flatnonzero(labels != labels[7]), 6, replace=False))
+    engine.refine(pos[:1], model="logreg", seed=1)  # the fixed rows fetched (with pos[0]) in one gather
+    fan_outs: list[str] = []
+    real = engine._map
+    monkeypatch.setattr(engine, "_map", lambda method, calls: fan_outs.append(method) or real(method, calls))
+    passes = ["first_pass", "pseudo_codes"] if model == "linear" else []
+    expected = single.refine(pos, neg, model=model, seed=12)
+    many = engine.refine(pos, neg, model=model, seed=12)
+    assert fan_outs == [*passes, "apply"]
+    assert_same(expected, many)
+
+    offsets = engine.catalog_set.offsets
+    monkeypatch.setattr(engine, "_known", CodeCache(offsets, engine._codes(), np.zeros(0, np.int64)))
+    sample = ["codes"] if model == "hybrid" else []  # its calibration sample, not kept either
+    for gathers in (["codes", *sample], []):
+        fan_outs.clear()
+        many = engine.refine(pos, neg, model=model, seed=12)
+        assert fan_outs == [*gathers, *passes, "apply"]
+        assert_same(expected, many)
+
+
 @pytest.mark.parametrize("model", ["hybrid", "linear", "branch"])
 def test_an_actor_killed_between_or_during_rounds_changes_no_answer(
     single: SearchEngine,
