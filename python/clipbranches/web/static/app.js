@@ -6,7 +6,8 @@
 
 (() => {
   const $ = (id) => document.getElementById(id);
-  const BOX_MODELS = ["branch", "ensemble"]; // the models whose rounds have rules
+  // The models whose rounds have rules (GET /api/models says so when it lists `rules`).
+  const BOX_MODELS = ["branch", "ensemble"];
   const STORE = "clipbranches.";
 
   const state = {
@@ -22,6 +23,7 @@
     models: null,
     busy: 0,
     viewing: false,
+    trips: new Map(), // round -> ms from asking to answer, as this page measured it
   };
 
   // -- storage (a browser that refuses localStorage still works, without resuming) ---------
@@ -216,6 +218,7 @@
     }
     setSession(session);
     state.page = null;
+    state.trips = new Map();
     await loadRounds();
     if (state.rounds.length) await showRound(state.rounds.length - 1, 0);
     else render();
@@ -256,7 +259,9 @@
   }
 
   async function newRound(promise) {
+    const asked = performance.now();
     const page = await promise;
+    state.trips.set(page.round, performance.now() - asked);
     clearMessage();
     state.focus = 0;
     showPage(page);
@@ -515,13 +520,17 @@
     const round = state.rounds.find((r) => r.round === page.round) || page;
     $("round-info").textContent = `#${page.round} ${describe({ kind: page.kind, params: page.params })}: ${page.total.toLocaleString()} items`;
     const total = Object.values(page.timings_ms || {}).reduce((a, b) => a + b, 0);
-    $("timings").textContent = formatTimings(round.timings_ms || page.timings_ms, total);
+    const trip = state.trips.get(page.round);
+    $("timings").textContent =
+      formatTimings(round.timings_ms || page.timings_ms, total) +
+      (trip === undefined ? "" : ` · answered in ${trip.toFixed(0)} ms`);
     const base = sessionPath(`/rounds/${page.round}`);
     $("export-parquet").href = `${base}/export?format=parquet`;
     $("export-parquet").download = `round-${page.round}.parquet`;
     $("export-csv").href = `${base}/export?format=csv`;
     $("export-csv").download = `round-${page.round}.csv`;
-    const rules = page.kind === "refine" && BOX_MODELS.includes(page.params.model);
+    const ruled = (state.models && state.models.rules) || BOX_MODELS;
+    const rules = page.kind === "refine" && ruled.includes(page.params.model);
     $("rules-links").hidden = !rules;
     $("rules-text").href = `${base}/rules?format=text`;
     $("rules-text").download = `round-${page.round}-rules.txt`;
