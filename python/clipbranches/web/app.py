@@ -32,7 +32,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from clipbranches import DEFAULT_K, InvalidArgumentError, RefineOptions, SearchEngine, __version__
-from clipbranches.learn import DEFAULT_MODEL, MODELS
+from clipbranches.learn import DEFAULT_MODEL, MODELS, BranchEnsemble, DecisionBranch, make_model
 from clipbranches.web import session_routes
 from clipbranches.web.answers import answer
 from clipbranches.web.calls import engine_of, options_of, run_search, save_upload
@@ -57,6 +57,10 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 #: The page may load only this server's own files (and images it made into data: URLs).
 _CSP = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
+
+
+#: The learners whose fitted boxes read as rules (:meth:`Results.rules`).
+_BOXES = (BranchEnsemble, DecisionBranch)
 
 
 def create_app(
@@ -150,6 +154,7 @@ def _add_catalog_routes(app: FastAPI, engines: dict[str, SearchEngine], store: S
         return ModelsInfo(
             models=list(MODELS),
             default=DEFAULT_MODEL,
+            rules=[m for m in MODELS if isinstance(getattr(make_model(m), "learner", None), _BOXES)],
             random_negatives={"min": rn[0], "max": rn[1], "default": RefineOptions().random_negatives},
             negative_weight={"min": nw[0], "max": nw[1], "default": RefineOptions().negative_weight},
         )

@@ -146,5 +146,6 @@ class CatalogInfo(BaseModel):
 class ModelsInfo(BaseModel):
     models: list[str]
     default: str
+    rules: list[str] = Field(..., description="the models whose rounds have rules (box models)")
     random_negatives: dict[str, int]
     negative_weight: dict[str, int]

@@ -61,6 +61,7 @@ def test_server_models_and_catalogs(client: TestClient, synthetic: Path) -> None
     assert models["default"] in models["models"]
     assert "branch" in models["models"]
     assert models["random_negatives"] == {"min": 0, "max": 10_000, "default": 500}
+    assert models["rules"] == ["branch", "ensemble"]
     (info,) = client.get("/api/catalogs").json()
     assert info == client.get("/api/catalogs/syn").json()
     assert info["items"] == 5000
