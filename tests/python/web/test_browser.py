@@ -7,6 +7,9 @@ and keys), a refine round (screenshot of the grid saved as a test artifact), the
 and paging, the full-size view, the help, an export through the page's own links, undo and redo,
 a reload that resumes the session, an API error shown on the page; and checks that the page
 fetched nothing from elsewhere and logged no error.
+
+Artifacts (under the repository's ``target/test-artifacts/``): ``web-grid.png``, the grid after
+the refine round; ``web-failure.png``, the page when a step timed out.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ from clipbranches.web import create_app  # noqa: E402
 
 #: Where the screenshot of the grid after the refine round is kept (the repository's target/).
 ARTIFACT = Path(__file__).resolve().parents[3] / "target" / "test-artifacts" / "web-grid.png"
+#: The page as it was when a step timed out.
+FAILURE = ARTIFACT.with_name("web-failure.png")
 PHOTOS = ("chelsea", "coffee", "rocket", "astronaut", "camera", "coins", "clock", "moon", "horse", "brick", "grass")
 WAIT_S = 30.0
 
@@ -146,7 +151,11 @@ def wait(driver: WebDriver, condition: Callable[[WebDriver], Any], what: str) ->
     try:
         return WebDriverWait(driver, WAIT_S, poll_frequency=0.1).until(idle_and)
     except Exception as e:
-        raise AssertionError(f"waiting for {what}: {e!r}; the page says: {message(driver)!r}") from None
+        FAILURE.parent.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(FAILURE))
+        raise AssertionError(
+            f"waiting for {what}: {e!r}; the page says: {message(driver)!r} (screenshot: {FAILURE})"
+        ) from None
 
 
 def message(driver: WebDriver) -> str | None:
