@@ -124,7 +124,7 @@ def _add_page(app: FastAPI) -> None:
     static = resources.files("clipbranches.web") / "static"
     index = (static / "index.html").read_text(encoding="utf-8")
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def page() -> HTMLResponse:
         return HTMLResponse(index, headers={"content-security-policy": _CSP, "cache-control": "no-store"})
 
@@ -135,10 +135,25 @@ def _catalog_info(name: str, engine: SearchEngine) -> CatalogInfo:
     encoder = engine.catalog.encoder
     columns = [c for c in engine.items([]).columns]
     shards = len(getattr(engine.catalog, "shards", ())) or 1
-    label = None if encoder is None else str(encoder.get("name", encoder.get("model", "")) or encoder)
     return CatalogInfo(
-        name=name, items=len(engine), shards=shards, has_index=engine.has_index, encoder=label, columns=columns
+        name=name,
+        items=len(engine),
+        shards=shards,
+        has_index=engine.has_index,
+        encoder=None if encoder is None else encoder_label(encoder),
+        columns=columns,
     )
+
+
+def encoder_label(identity: Mapping[str, Any]) -> str:
+    """An encoder's identity as a person reads it: ``open_clip ViT-B-32 (openai)``, ``offline
+    efficientnet-lite0/imagenet + wordllama/l2_supercat-256``, or its name."""
+    kind = identity.get("kind")
+    if kind == "open_clip":
+        return f"open_clip {identity.get('model')} ({identity.get('weights')})"
+    if "image" in identity and "text" in identity:
+        return f"{kind or 'towers'} {identity['image']} + {identity['text']}"
+    return str(identity.get("name") or identity.get("model") or kind or "unknown")
 
 
 def _add_catalog_routes(app: FastAPI, engines: dict[str, SearchEngine], store: SessionStore) -> None:

@@ -96,6 +96,7 @@ def test_openapi_documents_every_api_route(client: TestClient) -> None:
 
 def test_page_is_served_with_a_strict_content_security_policy(client: TestClient) -> None:
     page = client.get("/")
+    assert client.head("/").status_code == 200
     assert page.status_code == 200
     assert "<html" in page.text.lower()
     assert "default-src 'self'" in page.headers["content-security-policy"]
@@ -365,3 +366,13 @@ def test_evicted_answers_are_made_again(
     again = client.get(f"{base}/rounds/0?size=30").json()
     assert [i["id"] for i in again["items"]] == [i["id"] for i in first["items"]]
     assert again["total"] == first["total"]
+
+
+def test_encoder_labels() -> None:
+    from clipbranches.web.app import encoder_label
+
+    offline = {"image": "efficientnet-lite0/imagenet", "kind": "offline", "text": "wordllama/l2_supercat-256"}
+    assert encoder_label(offline) == "offline efficientnet-lite0/imagenet + wordllama/l2_supercat-256"
+    clip = {"kind": "open_clip", "model": "ViT-B-32", "weights": "openai", "dim": 512}
+    assert encoder_label(clip) == "open_clip ViT-B-32 (openai)"
+    assert encoder_label({"name": "synthetic", "k": 3}) == "synthetic"
