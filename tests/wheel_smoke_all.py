@@ -134,8 +134,10 @@ with tempfile.TemporaryDirectory() as tmp:
         assert about["catalogs"] == ["photos.catalog"], about
         page = urllib.request.urlopen(f"{url}/", timeout=5).read().decode()
         assert "<html" in page.lower(), page[:200]
-        script = urllib.request.urlopen(f"{url}/static/app.js", timeout=5).read()
-        assert len(script) > 1000, "the page's script is not in the wheel"
+        for module in ("main.js", "session.js"):  # the page's script modules
+            script = urllib.request.urlopen(f"{url}/static/{module}", timeout=5)
+            assert "javascript" in script.headers["content-type"], (module, script.headers["content-type"])
+            assert len(script.read()) > 500, f"the page's script {module} is not in the wheel"
         ask = urllib.request.Request(
             f"{url}/api/catalogs/photos.catalog/search",
             data=json.dumps({"query": "a cat", "k": 5}).encode(),
