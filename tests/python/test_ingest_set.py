@@ -241,3 +241,116 @@ def test_other_settings_discard_the_finished_shards(folder: Path, encoder: Any, 
     _, report = ingest_set(folder, tmp_path / "set", encoder=encoder, heads=heads, shard_size=12)
     assert report.resumed_shards == 0
     assert report.shard_items == [12, 12]
+
+
+def test_the_cluster_path_is_a_ray_data_pipeline(
+    local_ray: Any, folder: Path, encoder: Any, heads: Any, single: Catalog, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Decode tasks, then a pool of encode actors (CPU here: no GPU), as Ray Data operators;
+    one bar over all images; the shards are the single catalog's."""
+    from clipbranches.embed import ingest_ray
+
+    made: list[Any] = []
+    original = ingest_ray.pipeline
+
+    def capture(*args: Any, **kwargs: Any) -> Any:
+        made.append(original(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(ingest_ray, "pipeline", capture)
+    bars: list[_Bar] = []
+    monkeypatch.setattr(
+        ingest_set_module, "_progress_bar", lambda total, initial: bars.append(_Bar(total, initial)) or bars[-1]
+    )
+    _, report = ingest_set(
+        folder,
+        tmp_path / "set",
+        encoder=encoder,
+        heads=heads,
+        shard_size=8,
+        chunk_size=4,
+        cluster="auto",
+        progress=True,
+    )
+    assert len(made) == 1  # one pipeline for all the shards
+    encode = made[0]._logical_plan.dag  # the last operator, then the one feeding it
+    decode = encode.input_dependencies[0]
+    assert (type(encode).__name__, encode.name) == ("MapBatches", "MapBatches(EncodeBatch)")
+    assert (type(decode).__name__, decode.name) == ("MapBatches", "MapBatches(decode_batch)")
+    assert type(encode.compute).__name__ == "ActorPoolStrategy"  # the encoder lives in actors
+    assert type(decode.compute).__name__ == "TaskPoolStrategy"  # decoding: tasks on CPU workers
+    assert encode.ray_remote_args["num_gpus"] == 0  # no GPU in this cluster
+    assert decode.ray_remote_args["num_cpus"] == 1
+    assert [(bar.total, bar.n, bar.closed) for bar in bars] == [(24, 24, True)]
+    assert report.resumed_chunks == 0
+    _same(CatalogSet.open(tmp_path / "set"), single)
+
+
+def test_the_pipeline_skips_files_it_cannot_decode_with_their_reason(
+    local_ray: Any, folder: Path, encoder: Any, heads: Any, tmp_path: Path
+) -> None:
+    import shutil
+
+    from clipbranches.embed.ingest import ingest
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(folder, mixed)
+    (mixed / "broken.png").write_bytes(b"not an image at all")
+    (mixed / "empty.jpg").write_bytes(b"")
+    one, expected = ingest(mixed, tmp_path / "one", encoder=encoder, heads=heads)
+    assert len(expected.skipped) == 2
+    _, report = ingest_set(mixed, tmp_path / "set", encoder=encoder, heads=heads, shard_size=9, cluster="auto")
+    assert [uri for uri, _ in report.skipped] == [uri for uri, _ in expected.skipped]
+    # The single ingest's reason (it names the file descriptor PIL read, so compare up to it).
+    assert all(reason.startswith("cannot decode: cannot identify image file") for _, reason in report.skipped)
+    assert len(report.shard_items) == 3  # 26 files, 9 per shard
+    assert sum(report.shard_items) == len(one) == 24
+    catalog_set = CatalogSet.open(tmp_path / "set")
+    np.testing.assert_array_equal(catalog_set.codes[:], one.codes)
+    assert catalog_set.items["uri"].to_list() == one.items["uri"].to_list()
+    # Ids count from each shard's first row (a skipped file leaves a gap): the local set's.
+    ingest_set(mixed, tmp_path / "local", encoder=encoder, heads=heads, shard_size=9)
+    local = CatalogSet.open(tmp_path / "local")
+    assert catalog_set.item_ids.tolist() == local.item_ids.tolist()
+    assert catalog_set.items.equals(local.items)
+
+
+def test_the_pipeline_interrupted_resumes_from_its_shards_and_chunks(
+    local_ray: Any, folder: Path, encoder: Any, heads: Any, single: Catalog, tmp_path: Path, monkeypatch: Any
+) -> None:
+    from clipbranches.embed import ingest_ray
+
+    run = {"encoder": encoder, "heads": heads, "shard_size": 8, "chunk_size": 4, "cluster": "auto"}
+
+    def stop(done: int, shards: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # after the first finished shard
+        ingest_set(folder, tmp_path / "set", on_shard=stop, **run)
+    assert not (tmp_path / "set").exists()
+    written: list[int] = []
+    original = ingest_ray._write
+
+    def stop_after_one_chunk(*args: Any, **kwargs: Any) -> None:
+        if written:
+            raise KeyboardInterrupt
+        original(*args, **kwargs)
+        written.append(1)
+
+    monkeypatch.setattr(ingest_ray, "_write", stop_after_one_chunk)
+    with pytest.raises(KeyboardInterrupt):  # inside the next shard
+        ingest_set(folder, tmp_path / "set", **run)
+    monkeypatch.setattr(ingest_ray, "_write", original)
+    fed: list[int] = []
+    pipeline = ingest_ray.pipeline
+
+    def counting(ray: Any, rows: Any, *rest: Any) -> Any:
+        fed.append(len(rows))
+        return pipeline(ray, rows, *rest)
+
+    monkeypatch.setattr(ingest_ray, "pipeline", counting)
+    _, report = ingest_set(folder, tmp_path / "set", **run)
+    assert report.resumed_shards == 1
+    assert report.resumed_chunks >= 1  # the chunk of the second run (and any the first wrote)
+    assert fed == [24 - 8 - 4 * report.resumed_chunks]  # only the missing chunks' rows
+    _same(CatalogSet.open(tmp_path / "set"), single)

@@ -41,12 +41,16 @@ if TYPE_CHECKING:
 __all__ = [
     "THUMB_SIZE",
     "EncodeReport",
+    "chunk_path",
     "clear_work",
     "encode_resumable",
+    "open_work",
     "read_stamp",
+    "save_thumbnail",
     "source_digest",
     "stage_thumbnails",
     "work_lock",
+    "write_chunk",
 ]
 
 #: Longest side of a thumbnail, in pixels.
@@ -93,23 +97,8 @@ def encode_resumable(
     ``work/thumbs/<position>.jpg``; ``on_chunk(done, chunks)`` follows the progress."""
     report = report if report is not None else EncodeReport()
     with work_lock(work):
-        stamp = work / STAMP_FILE
-        wanted = json.loads(
-            json.dumps({"fingerprint": fingerprint, "source": source_digest(uris), "chunk": chunk_size}, default=str)
-        )
-        if read_stamp(stamp) != wanted:
-            clear_work(work)  # another source, another content or model, or a damaged stamp: nothing to resume
-        (work / "thumbs").mkdir(exist_ok=True)
-        atomic_write(stamp, json.dumps(wanted).encode(), "ingest stamp")
+        resumed = open_work(work, uris, fingerprint=fingerprint, chunk_size=chunk_size, width=width)
         count = (len(uris) + chunk_size - 1) // chunk_size
-        resumed: set[int] = set()
-        for chunk, start in enumerate(range(0, len(uris), chunk_size)):
-            done = work / f"chunk-{chunk:06d}.npz"
-            if done.is_file():
-                if _load_chunk(done, start, min(chunk_size, len(uris) - start), width) is not None:
-                    resumed.add(chunk)
-                else:
-                    done.unlink()  # truncated, damaged (a crash, a full disk) or older: encode it again
         report.resumed_chunks += len(resumed)
         initial = sum(min(chunk_size, len(uris) - chunk * chunk_size) for chunk in resumed)
         bar = _progress_bar(len(uris), initial) if progress else None
@@ -117,7 +106,7 @@ def encode_resumable(
             for chunk, start in enumerate(range(0, len(uris), chunk_size)):
                 if chunk in resumed:
                     continue
-                done = work / f"chunk-{chunk:06d}.npz"
+                done = chunk_path(work, chunk)
                 part = list(uris[start : start + chunk_size])
                 _encode_chunk(encoder, part, start, done, work / "thumbs", transform, batch_size, thumbnails, bar)
                 if on_chunk is not None:
@@ -126,6 +115,67 @@ def encode_resumable(
             if bar is not None:
                 bar.close()
         return _gather(work, count, chunk_size, len(uris), width, dtype, report)
+
+
+def open_work(work: Path, uris: Sequence[str], *, fingerprint: dict[str, Any], chunk_size: int, width: int) -> set[int]:
+    """Bind ``work`` (held by this process: :func:`work_lock`) to ``uris`` and ``fingerprint``:
+    its old work is discarded unless its stamp says the same; returns the chunks already
+    finished there (a damaged one is removed, to be encoded again)."""
+    stamp = work / STAMP_FILE
+    wanted = json.loads(
+        json.dumps({"fingerprint": fingerprint, "source": source_digest(uris), "chunk": chunk_size}, default=str)
+    )
+    if read_stamp(stamp) != wanted:
+        clear_work(work)  # another source, another content or model, or a damaged stamp: nothing to resume
+    (work / "thumbs").mkdir(exist_ok=True)
+    atomic_write(stamp, json.dumps(wanted).encode(), "ingest stamp")
+    resumed: set[int] = set()
+    for chunk, start in enumerate(range(0, len(uris), chunk_size)):
+        done = chunk_path(work, chunk)
+        if done.is_file():
+            if _load_chunk(done, start, min(chunk_size, len(uris) - start), width) is not None:
+                resumed.add(chunk)
+            else:
+                done.unlink()  # truncated, damaged (a crash, a full disk) or older: encode it again
+    return resumed
+
+
+def save_thumbnail(image: Image.Image, thumbs: Path, position: int) -> None:
+    """The thumbnail of a decoded image, as ``thumbs/<position>.jpg``."""
+    thumb = image.copy()
+    thumb.thumbnail((THUMB_SIZE, THUMB_SIZE))
+    thumb.save(thumbs / f"{position}.jpg", quality=85)
+
+
+def chunk_path(work: Path, chunk: int) -> Path:
+    """Where chunk number ``chunk`` of ``work`` is written."""
+    return work / f"chunk-{chunk:06d}.npz"
+
+
+def write_chunk(
+    done: Path,
+    positions: NDArray[np.int64],
+    rows: list[NDArray[Any]],
+    failures: list[tuple[str, str]],
+    sizes: list[tuple[int, int]],
+    digests: list[str],
+) -> None:
+    """Write a finished chunk atomically: the positions that decoded (ascending), their
+    transformed rows (in blocks), the ``(uri, reason)`` of the files that did not, and each
+    decoded image's size and digest (``""`` for none), by position."""
+    arrays: dict[str, Any] = {
+        "positions": np.asarray(positions, np.int64),
+        "sizes": np.array(sizes, np.int64).reshape(-1, 2),
+        "digests": np.array(digests, "U32"),
+        "rows": np.concatenate(rows) if rows else np.zeros((0, 0)),
+        "failures": np.array(json.dumps(failures)),
+    }
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "xb") as f:  # a file object: np.savez would add ".npz" to a temporary name
+            np.savez(f, **arrays)
+
+    atomic_write(done, write, "ingest chunk")
 
 
 def _progress_bar(total: int, initial: int) -> ProgressBar:
@@ -306,9 +356,7 @@ def _encode_chunk(
 
     def save_thumbnails(batch: NDArray[np.int64], images: list[Image.Image]) -> None:
         for p, image in zip(batch.tolist(), images, strict=True):
-            thumb = image.copy()
-            thumb.thumbnail((THUMB_SIZE, THUMB_SIZE))
-            thumb.save(thumbs / f"{start + p}.jpg", quality=85)
+            save_thumbnail(image, thumbs, start + p)
 
     batches = encode_files(
         encoder,
@@ -323,19 +371,8 @@ def _encode_chunk(
         rows.append(transform(features))
     failures = [(paths[i], reason) for i, _, reason in decode.failures]
     kept = np.concatenate(positions) - start if positions else np.zeros(0, np.int64)
-    arrays: dict[str, Any] = {
-        "positions": kept + start,
-        "sizes": np.array([decode.sizes[i] for i in kept.tolist()], np.int64).reshape(-1, 2),
-        "digests": np.array([decode.digests.get(i, "") for i in kept.tolist()], "U32"),
-        "rows": np.concatenate(rows) if rows else np.zeros((0, 0)),
-        "failures": np.array(json.dumps(failures)),
-    }
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "xb") as f:  # a file object: np.savez would add ".npz" to a temporary name
-            np.savez(f, **arrays)
-
-    atomic_write(done, write, "ingest chunk")
+    sizes = [decode.sizes[i] for i in kept.tolist()]
+    write_chunk(done, kept + start, rows, failures, sizes, [decode.digests.get(i, "") for i in kept.tolist()])
 
 
 def _gather(
@@ -347,7 +384,7 @@ def _gather(
     sizes: list[NDArray[np.int64]] = [np.zeros((0, 2), np.int64)]
     digests: list[NDArray[np.str_]] = [np.zeros(0, "U32")]
     for chunk in range(chunks):
-        path = work / f"chunk-{chunk:06d}.npz"
+        path = chunk_path(work, chunk)
         start = chunk * chunk_size
         loaded = _load_chunk(path, start, min(chunk_size, total - start), width)
         if loaded is None:  # written by this run a moment ago: only an outside hand can get here

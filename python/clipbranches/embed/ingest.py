@@ -168,20 +168,9 @@ def ingest(
         raise InvalidArgumentError(f"first_row must be >= 0, got {first_row}")
     listing = list_source(source) if listing is None else listing.select("uri", "caption")
     work = target.with_name(f".{target.name}.ingest")
-    # The listing's own identity and content are bound to the work by encode_resumable (each
-    # uri with its file's size and mtime); this is what else the chunks depend on.
-    fingerprint = {
-        "rows": len(listing),
-        "encoder": encoder.identity,
-        "head": "default, fitted on the catalog" if heads is None else heads.config.to_dict(),
-        "weights": "" if heads is None else _weights_digest(heads),
-        "chunk": chunk_size,
-        "keep_features": keep_features,
-    }
+    fingerprint, width = chunk_layout(len(listing), encoder, heads, chunk_size, keep_features)
     if heads is not None:
         heads.eval()
-    # Chunks hold each item's codes (none yet when the heads are fitted at the end), then its
-    # float16 features as bytes (kept on request, and always needed to fit the heads).
     out_dim = 0 if heads is None else heads.config.out_dim
     with_features = keep_features or fitted
     report = IngestReport()
@@ -193,7 +182,7 @@ def ingest(
             listing["uri"].to_list(),
             work,
             transform=_head_codes(heads, with_features),
-            width=out_dim + (2 * encoder.image_dim if with_features else 0),
+            width=width,
             dtype=np.uint8,
             fingerprint=fingerprint,
             chunk_size=chunk_size,
@@ -245,6 +234,28 @@ def ingest(
         shutil.rmtree(work, ignore_errors=True)
     report.items = len(catalog)
     return catalog, report
+
+
+def chunk_layout(
+    rows: int, encoder: Encoder, heads: AnyHeads | None, chunk_size: int, keep_features: bool
+) -> tuple[dict[str, Any], int]:
+    """What an ingest's chunks of a ``rows``-long listing depend on besides the listing itself
+    (the encoder, the heads, the chunk size...: the work folder's fingerprint), and the width
+    of a chunk's rows: each item's codes (none when the default heads are fitted at the end),
+    then its float16 features as bytes (kept on request, and always needed to fit the heads).
+    The listing's own identity and content are bound to the work by the chunks' stamp (each
+    uri with its file's size and mtime)."""
+    fingerprint = {
+        "rows": rows,
+        "encoder": encoder.identity,
+        "head": "default, fitted on the catalog" if heads is None else heads.config.to_dict(),
+        "weights": "" if heads is None else _weights_digest(heads),
+        "chunk": chunk_size,
+        "keep_features": keep_features,
+    }
+    out_dim = 0 if heads is None else heads.config.out_dim
+    with_features = keep_features or heads is None
+    return fingerprint, out_dim + (2 * encoder.image_dim if with_features else 0)
 
 
 def _first_copies(keys: NDArray[Any], within: NDArray[np.int64] | None = None) -> NDArray[np.int64]:

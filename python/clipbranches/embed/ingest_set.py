@@ -21,11 +21,14 @@ as :func:`ingest` does). Once every shard is there the shards are moved into a
 place: nothing half-made ever stands at the target) and the work folder is removed.
 
 ``cluster`` (``"auto"``, ``"local"`` or a Ray address, see :mod:`clipbranches.cluster`): the
-shards after the first are Ray tasks (``num_gpus=1`` each where the cluster has GPUs,
-``num_cpus=1``), each opening its own encoder from the encoder's identity and the heads from
-the heads file; the work folder must be visible to the workers (a shared file system, or one
-machine). The driver waits for them, shows one progress bar over all images, and assembles the
-set.
+shards run through one Ray Data pipeline (:mod:`clipbranches.embed.ingest_ray`: files decoded
+by tasks on CPU workers, encoded, projected and quantized by a pool of actors, ``num_gpus=1``
+each where the cluster has GPUs), with the heads from the work folder's heads file; the
+driver writes each chunk as its rows come back and each shard's catalog once its chunks are
+all there, with the single ingest's own code (the same ids and codes). Without heads, the first
+shard is still ingested here first, to fit the heads every shard is made with. The work folder
+must be visible to the workers (a shared file system, or one machine). One progress bar
+covers the run.
 """
 
 from __future__ import annotations
@@ -176,8 +179,8 @@ def ingest_set(
                 if on_shard is not None:
                     on_shard(sum(done), len(paths))
 
-            if not done[0]:
-                local(0, heads)
+            if not done[0] and (heads is None or cluster is None):
+                local(0, heads)  # without heads: the first shard fits them
                 if heads is None:
                     report.default_heads = reports[0].default_heads
             heads_file = work / HEADS_FILE
@@ -188,20 +191,35 @@ def ingest_set(
                     heads_file = paths[0] / HEAD_FILE  # the heads the first shard fitted
                 else:
                     save_heads(heads, heads_file)
-            rest = [i for i in range(1, len(paths)) if not done[i]]
-            if rest and cluster is None:
+            rest = [i for i in range(len(paths)) if not done[i]]
+            if rest:
                 from clipbranches.embed.head import load_heads
 
-                shared = load_heads(heads_file, device=getattr(encoder, "device", "cpu"))
+                device = "cpu" if cluster is not None else getattr(encoder, "device", "cpu")
+                shared = load_heads(heads_file, device=device)
+            if rest and cluster is None:
                 for i in rest:
                     local(i, shared)
             elif rest and cluster is not None:
-                for i, shard_report in _on_ray(
-                    cluster, listing, starts, sizes, paths, rest, encoder, heads_file, options
+                from clipbranches.embed.ingest_ray import ShardJob, ingest_on_ray
+
+                jobs = [ShardJob(i, starts[i], sizes[i], paths[i]) for i in rest]
+                for i, kept_chunks in ingest_on_ray(
+                    cluster,
+                    listing,
+                    jobs,
+                    encoder=encoder,
+                    heads=shared,
+                    heads_file=heads_file,
+                    chunk_size=chunk_size,
+                    thumbnails=thumbnails,
+                    keep_features=keep_features,
+                    batch_size=batch_size,
+                    bar=bar,
                 ):
-                    reports[i] = shard_report
-                    if bar is not None:
-                        bar.update(sizes[i])
+                    # Every chunk is written: the single ingest finds them and writes the catalog.
+                    reports[i] = _ingest_slice(listing, starts[i], sizes[i], paths[i], encoder, shared, options)
+                    reports[i].resumed_chunks = kept_chunks
                     _shard_done(i)
         finally:
             if bar is not None:
@@ -253,66 +271,6 @@ def _ingest_slice(
     if bar is not None and size > advanced[0]:  # chunks resumed from an interrupted run
         bar.update(size - advanced[0])
     return shard_report
-
-
-def _ingest_remote(
-    listing: pl.DataFrame,
-    start: int,
-    size: int,
-    path: str,
-    encoder_identity: dict[str, Any],
-    heads_file: str,
-    options: dict[str, Any],
-) -> IngestReport:
-    """One shard on a Ray worker: its own encoder (from the identity) and the shared heads."""
-    from clipbranches.embed.encoders import make_encoder
-    from clipbranches.embed.head import load_heads
-
-    encoder = make_encoder(encoder_identity)
-    heads = load_heads(heads_file, device=getattr(encoder, "device", "cpu"))
-    return _ingest_slice(listing, start, size, Path(path), encoder, heads, options)
-
-
-def _on_ray(
-    cluster: str,
-    listing: pl.DataFrame,
-    starts: list[int],
-    sizes: list[int],
-    paths: list[Path],
-    rest: list[int],
-    encoder: Encoder,
-    heads_file: Path,
-    options: dict[str, Any],
-) -> Any:
-    """Ingest shards ``rest`` as Ray tasks; yields ``(shard, report)`` as each finishes."""
-    from clipbranches.cluster import ClusterError, _ray, connect
-
-    ray = _ray()
-    connect(cluster)
-    gpus = 1 if float(ray.cluster_resources().get("GPU", 0)) > 0 else 0
-    task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=1)(_ingest_remote)
-    rows = ray.put(listing)
-    pending = {
-        task.remote(rows, starts[i], sizes[i], str(paths[i]), dict(encoder.identity), str(heads_file), options): i
-        for i in rest
-    }
-    try:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            i = pending.pop(ready[0])
-            try:
-                shard_report = ray.get(ready[0])
-            except ClipBranchesError:
-                raise
-            except Exception as e:  # RayTaskError wrapping a worker's error, a lost worker...
-                cause = getattr(e, "cause", None)
-                if isinstance(cause, ClipBranchesError):
-                    raise cause from e
-                raise ClusterError(f"shard {i} failed on the cluster: {e}") from e
-            yield i, shard_report
-    finally:
-        for ref in pending:
-            ray.cancel(ref)
 
 
 def _assemble(target: Path, paths: list[Path], overwrite: bool) -> CatalogSet:
