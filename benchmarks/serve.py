@@ -83,13 +83,15 @@ def _free_port() -> int:
 
 @contextmanager
 def running_server(
-    catalogs: Mapping[str, Path], state_dir: Path, *, timeout: float = 120.0, tries: int = 5
+    catalogs: Mapping[str, Path], state_dir: Path, *, timeout: float = 120.0, tries: int = 5, settle: bool = False
 ) -> Iterator[str]:
     """``clipbranches serve`` on ``catalogs`` (name -> path) in a subprocess on a free loopback
     port; yields its base URL once it answers with exactly these catalogs, stops it afterwards.
 
     The port is found free, then bound by the server: if another program takes it in between,
-    the server exits and another port is tried. Its output goes to ``state_dir/server.log``."""
+    the server exits and another port is tried. Its output goes to ``state_dir/server.log``.
+    ``settle``: also wait (at most 60 s) until the server is idle: what it does beside its first
+    requests (loading the catalogs' towers) is done and will not slow down timed rounds."""
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path = state_dir / "server.log"
     specs = [f"{name}={path}" for name, path in catalogs.items()]
@@ -101,6 +103,8 @@ def running_server(
             process = subprocess.Popen([*command, "--state-dir", str(state_dir)], stdout=log, stderr=log)
         try:
             if _wait_ready(process, url, sorted(catalogs), timeout, log_path):
+                if settle:
+                    _wait_idle(process.pid)
                 yield url
                 return
         finally:
@@ -128,14 +132,38 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, names: list[str], ti
     raise RuntimeError(f"the server did not answer in {timeout:.0f} s; its log:\n{_tail(log)}")
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _wait_idle(pid: int, timeout: float = 60.0) -> None:
+    """Until process ``pid`` uses under 5% of a CPU over half a second (Linux; elsewhere: 5 s)."""
+    if not Path(f"/proc/{pid}/stat").is_file():
+        time.sleep(5.0)
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = _cpu_seconds(pid)
+        time.sleep(0.5)
+        if _cpu_seconds(pid) - before < 0.025:
+            return
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)  # uvicorn's graceful shutdown
+    """Stop the server: gracefully (SIGINT); a second SIGINT makes uvicorn stop waiting for its
+    requests; killed if it still runs (a server stuck in a request)."""
+    for wait in (5.0, 3.0):
+        if process.poll() is not None:
+            return
+        process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=wait)  # a healthy server stops in a second or two
+            return
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            pass
+    process.kill()
+    process.wait()
 
 
 def _tail(path: Path, chars: int = 4000) -> str:
@@ -266,7 +294,7 @@ def bench_size(n: int, args: argparse.Namespace, state_root: Path) -> list[str]:
     print(f"\n{n:,} items: catalog {made}; load average {_load()}", flush=True)
     bench = Bench(path, n, args.model, args.rounds)
     rows = []
-    with running_server({"bench": path}, state_root / f"state-{n}") as url:
+    with running_server({"bench": path}, state_root / f"state-{n}", settle=True) as url:
         # warm both sides (page cache, thread pools, first imports); not timed
         bench.engine.refine(*bench.labels_of(99), model=args.model, seed=0)
         (warm,) = bench.sessions(url, 1, "bench")
