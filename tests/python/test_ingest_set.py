@@ -1,5 +1,7 @@
 """Ingest into a catalog set: 24 photos, 8 per shard -> 3 shards; the same ids and codes as one
-catalog, search through the set, interrupted and resumed, and the shards as Ray tasks."""
+catalog, search through the set, interrupted and resumed; on a local Ray, the shards through one
+Ray Data pipeline (decode tasks, encode actors): the same ids and codes, unreadable files skipped
+with their reasons, interrupted and resumed by shard and by chunk."""
 
 from __future__ import annotations
 
@@ -177,7 +179,7 @@ def local_ray() -> Any:
     ray.shutdown()
 
 
-def test_shards_as_ray_tasks(
+def test_shards_on_ray_are_the_single_catalog(
     local_ray: Any,
     folder: Path,
     encoder: Any,
@@ -354,3 +356,18 @@ def test_the_pipeline_interrupted_resumes_from_its_shards_and_chunks(
     assert report.resumed_chunks >= 1  # the chunk of the second run (and any the first wrote)
     assert fed == [24 - 8 - 4 * report.resumed_chunks]  # only the missing chunks' rows
     _same(CatalogSet.open(tmp_path / "set"), single)
+
+
+def test_default_heads_on_ray_come_from_the_first_shard(
+    local_ray: Any, folder: Path, encoder: Any, tmp_path: Path
+) -> None:
+    catalog_set, report = ingest_set(folder, tmp_path / "set", encoder=encoder, shard_size=10, cluster="auto")
+    assert report.shard_items == [10, 10, 4]
+    assert report.default_heads.startswith("default")
+    from clipbranches.embed.head import load_heads
+    from clipbranches.embed.ingest import _weights_digest
+
+    weights = {_weights_digest(load_heads(s.path / "head.safetensors")) for s in catalog_set.shards}
+    assert len(weights) == 1  # the first shard's heads (fitted here), in the shards the pipeline made
+    local, _ = ingest_set(folder, tmp_path / "local", encoder=encoder, shard_size=10)
+    np.testing.assert_array_equal(catalog_set.codes[:], local.codes[:])

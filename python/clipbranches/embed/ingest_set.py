@@ -1,5 +1,5 @@
 """Ingest an image collection into a catalog set: one shard catalog per ``shard_size`` images,
-one after another in this process or as Ray tasks on a cluster.
+one after another in this process or through one Ray Data pipeline on a cluster.
 
 The listing (:func:`~clipbranches.embed.ingest.list_source`) is cut into consecutive slices of
 ``shard_size`` rows; slice ``i`` is ingested by :func:`~clipbranches.embed.ingest.ingest` into
