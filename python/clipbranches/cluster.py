@@ -161,8 +161,8 @@ def _check_reachable(address: str) -> None:
 class RayShard:
     """One shard's actor, called as the engine calls a :class:`ShardWorker` (the same methods),
     plus :meth:`submit` / :meth:`resolve` for fan-outs. It keeps, per live round, what the
-    round applied (the scorer's object reference and the labelled rows) to redo it on an actor
-    that was restarted since."""
+    round applied (the scorer, or its object reference when large, and the labelled rows) to
+    redo it on an actor that was restarted since."""
 
     def __init__(self, index: int, path: str, options: Mapping[str, Any]) -> None:
         self.index, self.path = index, path
