@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, BackgroundTasks, File, Form, Query, UploadFile
@@ -57,12 +55,6 @@ def router(engines: dict[str, SearchEngine], store: SessionStore) -> APIRouter:
     """The session routes over ``engines``, keeping sessions in ``store``."""
     api = APIRouter(prefix="/api/sessions", tags=["sessions"])
 
-    @contextmanager
-    def held(sid: str) -> Iterator[WebSession]:
-        web = store.get(sid)
-        with web.lock:
-            yield web
-
     def new_round(web: WebSession, results: Results, size: int) -> Page:
         """Record ``results`` as the session's next round, save, and answer its first page."""
         web.session.record(results)
@@ -89,7 +81,7 @@ def router(engines: dict[str, SearchEngine], store: SessionStore) -> APIRouter:
     @api.get("/{sid}")
     def get(sid: str) -> SessionInfo:
         """A session's labels and how many rounds it has."""
-        with held(sid) as web:
+        with store.hold(sid) as web:
             return _info(web)
 
     @api.delete("/{sid}", status_code=204)
@@ -101,7 +93,7 @@ def router(engines: dict[str, SearchEngine], store: SessionStore) -> APIRouter:
     @api.post("/{sid}/labels")
     def label(sid: str, request: LabelRequest) -> SessionInfo:
         """Set a label on items: one undoable step. Unknown ids are refused (404)."""
-        with held(sid) as web:
+        with store.hold(sid) as web:
             engines[web.catalog].catalog.find(request.ids)  # every id must be the catalog's
             web.session.label(request.ids, request.label)
             store.save(web)
@@ -110,14 +102,14 @@ def router(engines: dict[str, SearchEngine], store: SessionStore) -> APIRouter:
     @api.post("/{sid}/undo")
     def undo(sid: str) -> SessionInfo:
         """Take back the last label change (nothing to undo: unchanged, ``can_undo`` false)."""
-        with held(sid) as web:
+        with store.hold(sid) as web:
             if web.session.undo():
                 store.save(web)
             return _info(web)
 
     @api.post("/{sid}/redo")
     def redo(sid: str) -> SessionInfo:
-        with held(sid) as web:
+        with store.hold(sid) as web:
             if web.session.redo():
                 store.save(web)
             return _info(web)
@@ -125,7 +117,7 @@ def router(engines: dict[str, SearchEngine], store: SessionStore) -> APIRouter:
     @api.post("/{sid}/search")
     def search(sid: str, request: SearchRequest) -> Page:
         """A nearest-neighbour search (text or item) as the session's next round."""
-        with held(sid) as web:
+        with store.hold(sid) as web:
             return new_round(web, run_search(engines[web.catalog], request), request.size)
 
     @api.post("/{sid}/search/upload")
@@ -139,7 +131,7 @@ def router(engines: dict[str, SearchEngine], store: SessionStore) -> APIRouter:
         data = await file.read()
 
         def work() -> Page:
-            with held(sid) as web:
+            with store.hold(sid) as web:
                 path = save_upload(store, data)
                 return new_round(web, engines[web.catalog].search_image(path, k), size)
 
@@ -148,7 +140,7 @@ def router(engines: dict[str, SearchEngine], store: SessionStore) -> APIRouter:
     @api.post("/{sid}/refine")
     def refine(sid: str, request: RefineRequest) -> Page:
         """A refine round on the session's labels: every item the model accepts, ranked."""
-        with held(sid) as web:
+        with store.hold(sid) as web:
             if not web.session.positives:
                 raise InvalidArgumentError("label at least one item positive before refining")
             results = engines[web.catalog].refine(web.session.positives, web.session.negatives, options_of(request))
@@ -157,7 +149,7 @@ def router(engines: dict[str, SearchEngine], store: SessionStore) -> APIRouter:
     @api.get("/{sid}/rounds")
     def rounds(sid: str) -> list[RoundInfo]:
         """Every round of the session, oldest first."""
-        with held(sid) as web:
+        with store.hold(sid) as web:
             return [
                 RoundInfo(
                     round=i,
@@ -177,7 +169,7 @@ def router(engines: dict[str, SearchEngine], store: SessionStore) -> APIRouter:
         size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_K,
     ) -> Page:
         """Page ``page`` of a round (past the end: no items)."""
-        with held(sid) as web:
+        with store.hold(sid) as web:
             results = store.results(web, round_of(web, round_no))
             return page_of(results, web.catalog, round_no, page, size, web.session)
 
@@ -186,7 +178,7 @@ def router(engines: dict[str, SearchEngine], store: SessionStore) -> APIRouter:
         sid: str, round_no: int, background: BackgroundTasks, format: Literal["parquet", "csv"] = "parquet"
     ) -> FileResponse:
         """Every item of a round with its rank, score and metadata, as parquet or CSV."""
-        with held(sid) as web:
+        with store.hold(sid) as web:
             results = store.results(web, round_of(web, round_no))
             handle, name = tempfile.mkstemp(prefix="clipbranches-export-", suffix=f".{format}")
             os.close(handle)
@@ -203,7 +195,7 @@ def router(engines: dict[str, SearchEngine], store: SessionStore) -> APIRouter:
     @api.get("/{sid}/rounds/{round_no}/rules", response_class=PlainTextResponse)
     def rules(sid: str, round_no: int, format: Literal["text", "sql"] = "text") -> PlainTextResponse:
         """A box model's round as readable rules or as SQL (other models: 400)."""
-        with held(sid) as web:
+        with store.hold(sid) as web:
             found = store.results(web, round_of(web, round_no)).rules()
         return PlainTextResponse(found.sql() if format == "sql" else str(found))
 

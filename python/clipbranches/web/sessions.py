@@ -20,6 +20,8 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,12 +131,27 @@ class SessionStore:
             raise SessionNotFound(f"no session {sid!r} on this server")
         return web
 
-    def delete(self, sid: str) -> None:
+    @contextmanager
+    def hold(self, sid: str) -> Iterator[WebSession]:
+        """Session ``sid``, its lock held: requests on one session take turns. One deleted
+        while this request waited for it is not found (never worked on, nor saved again)."""
         web = self.get(sid)
-        with self._lock, web.lock:
-            self._sessions.pop(sid, None)
-            for key in [k for k in self._results if k[0] == sid]:
-                del self._results[key]
+        with web.lock:
+            with self._lock:
+                if self._sessions.get(sid) is not web:
+                    raise SessionNotFound(f"no session {sid!r} on this server")
+            yield web
+
+    def delete(self, sid: str) -> None:
+        """Forget a session and its file (after any request working on it has finished).
+
+        Locks are always taken in one order, the session's before the store's (a round holds
+        its session's lock while it keeps its answer here): the other order deadlocks with it."""
+        with self.hold(sid):
+            with self._lock:
+                del self._sessions[sid]
+                for key in [k for k in self._results if k[0] == sid]:
+                    del self._results[key]
             (self.folder / f"{sid}{_SUFFIX}").unlink(missing_ok=True)
 
     def __len__(self) -> int:

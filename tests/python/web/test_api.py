@@ -376,3 +376,42 @@ def test_encoder_labels() -> None:
     clip = {"kind": "open_clip", "model": "ViT-B-32", "weights": "openai", "dim": 512}
     assert encoder_label(clip) == "open_clip ViT-B-32 (openai)"
     assert encoder_label({"name": "synthetic", "k": 3}) == "synthetic"
+
+
+def test_deleting_a_session_while_a_round_holds_it(
+    synthetic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    from clipbranches.web.sessions import SessionNotFound
+
+    app = create_app({"syn": synthetic}, state_dir=tmp_path / "state")
+    store = app.state.store
+    web = store.create("syn")
+    results = app.state.engines["syn"].search_image(3, k=5)
+    holding = threading.Event()
+
+    def a_round() -> None:  # a round holds the session, then keeps its answer in the store
+        with store.hold(web.id):
+            holding.set()
+            time.sleep(0.3)
+            store.remember(web, 0, results)
+
+    working = threading.Thread(target=a_round)
+    working.start()
+    holding.wait()
+    deleting = threading.Thread(target=store.delete, args=(web.id,))
+    deleting.start()
+    for thread in (working, deleting):
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "deadlock"
+    with pytest.raises(SessionNotFound):
+        store.get(web.id)
+    assert not (tmp_path / "state" / f"{web.id}.json").exists()
+    assert not store._results
+    # a request that found the session before the delete and waited for it: not found, not saved
+    monkeypatch.setattr(store, "get", lambda sid: web)
+    with pytest.raises(SessionNotFound), store.hold(web.id):
+        store.save(web)
+    assert not (tmp_path / "state" / f"{web.id}.json").exists()
