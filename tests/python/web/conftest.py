@@ -40,9 +40,9 @@ def catalog_1m(tmp_path_factory: pytest.TempPathFactory) -> BuiltCatalog:
 
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[Callable[[Mapping[str, Path]], str]]:
-    """Start ``clipbranches serve`` on catalogs (name -> path) on a free loopback port, sessions
-    in a folder of this test; returns its base URL (``http://127.0.0.1:PORT``). Every server
-    started is stopped when the test ends."""
+    """Start ``clipbranches serve`` on catalogs (name -> path) on a free loopback port, its
+    sessions in ``tmp_path / "server-N"`` (N: 1 for the test's first server); returns its base
+    URL (``http://127.0.0.1:PORT``). Every server started is stopped when the test ends."""
     started = 0
     with ExitStack() as servers:
 
