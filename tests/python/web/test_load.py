@@ -40,8 +40,8 @@ from clipbranches import Results, SearchEngine
 from clipbranches.learn import DEFAULT_MODEL
 
 CLIENTS = 8
-LOOPS = 4
-#: Loop i's refine options (i modulo 3): the default model, then box models (one with other options).
+LOOPS = 3
+#: Loop i's refine options: the default model, then box models (one with other options).
 ROUNDS: tuple[dict[str, Any], ...] = (
     {"model": DEFAULT_MODEL},
     {"model": "branch"},
