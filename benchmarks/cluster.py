@@ -120,7 +120,12 @@ def main() -> None:
         median, p90 = fan_out_ms(ray)
         print(f"Ray fan-out to {SHARDS} actors, no work: median {median:.2f} ms, p90 {p90:.2f} ms\n")
         real_map = ray._map  # type: ignore[attr-defined]
-        ray._map = lambda method, calls: FAN_OUTS.append(method) or real_map(method, calls)  # type: ignore[attr-defined]
+
+        def counted(method: str, calls: Any) -> list[Any]:
+            FAN_OUTS.append(method)
+            return real_map(method, calls)
+
+        ray._map = counted  # type: ignore[attr-defined]
         print(
             f"| model | one catalog | {SHARDS} shards, one process | {SHARDS} shards, Ray | Ray - one process "
             "| fan-outs per Ray round |"

@@ -175,7 +175,8 @@ def test_a_round_makes_as_few_fan_outs_as_its_model_needs(
     """The random negatives' pool and the hybrid's sample are fetched once (here: every row,
     the set being smaller than the pool); then a round is the apply alone (linear: its two
     self-training passes first). Without them kept, new labels cost one gather of the training
-    rows' codes (the hybrid: and one of its sample), and the same labels again none. The answers stay the single catalog's."""
+    rows' codes (the hybrid: and one of its sample), and the same labels again none. The
+    answers stay the single catalog's."""
     from clipbranches.sharded import CodeCache
 
     labels = data[1]["label"].to_numpy()
