@@ -157,16 +157,16 @@ class SearchEngine:
     def _towers(self) -> tuple[Encoder, AnyHeads]:
         with self._lock:
             if self._heads is None:
-                from clipbranches.embed.head import load_heads
-
                 self.catalog.check_unchanged()  # the heads must be this catalog's, not a replacement's
                 head_path = self.catalog.path / HEAD_FILE
-                if self.catalog.encoder is None or not head_path.is_file():
+                if self.catalog.encoder is None or not head_path.is_file():  # before any torch import
                     raise EncoderError(
                         f"{self.catalog.path} has no encoder or head ({HEAD_FILE}): it was not made by "
                         "`clipbranches ingest`, so it cannot take text or image queries; search by item "
                         "id instead (search_image(item_id), `clipbranches search --item ID`)"
                     )
+                from clipbranches.embed.head import load_heads
+
                 if self._encoder is None:
                     from clipbranches.embed.encoders import make_encoder
 

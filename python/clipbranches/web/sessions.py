@@ -115,13 +115,12 @@ class SessionStore:
 
     def create(self, catalog: str) -> WebSession:
         engine = self.engines[catalog]
+        if len(self) >= MAX_SESSIONS:
+            raise OverflowError(f"this server holds {MAX_SESSIONS:,} sessions already: delete some first")
+        web = WebSession(secrets.token_urlsafe(16), catalog, Session.for_engine(engine))
+        self.save(web)  # outside the store's lock: a disk write (fsync) holds up no other request
         with self._lock:
-            if len(self._sessions) >= MAX_SESSIONS:
-                raise OverflowError(f"this server holds {MAX_SESSIONS:,} sessions already: delete some first")
-            sid = secrets.token_urlsafe(16)
-            web = WebSession(sid, catalog, Session.for_engine(engine))
-            self.save(web)
-            self._sessions[sid] = web
+            self._sessions[web.id] = web
         return web
 
     def get(self, sid: str) -> WebSession:
