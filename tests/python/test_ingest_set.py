@@ -174,6 +174,8 @@ def test_cli_makes_a_set(folder: Path, tmp_path: Path, capsys: pytest.CaptureFix
 @pytest.fixture(scope="module")
 def local_ray() -> Any:
     ray = pytest.importorskip("ray")
+    for name in ("pandas", "pyarrow"):  # Ray Data's own dependencies (ray[data])
+        pytest.importorskip(name, reason=f"ingest on Ray runs on Ray Data, which needs {name}")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
@@ -371,3 +373,16 @@ def test_default_heads_on_ray_come_from_the_first_shard(
     assert len(weights) == 1  # the first shard's heads (fitted here), in the shards the pipeline made
     local, _ = ingest_set(folder, tmp_path / "local", encoder=encoder, shard_size=10)
     np.testing.assert_array_equal(catalog_set.codes[:], local.codes[:])
+
+
+def test_without_ray_data_the_cluster_path_says_what_to_install(
+    folder: Path, encoder: Any, heads: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from clipbranches.exceptions import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # not installed, as far as imports go
+    with pytest.raises(MissingDependencyError, match="pyarrow"):
+        ingest_set(folder, tmp_path / "set", encoder=encoder, heads=heads, shard_size=8, cluster="auto")
+    assert not (tmp_path / "set").exists()
