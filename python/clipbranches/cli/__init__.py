@@ -157,8 +157,8 @@ def _building_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
     i.add_argument(
         "--cluster",
         default=None,
-        help="with --shard-size: ingest the shards as Ray tasks on a cluster: auto, local or an address "
-        "(needs clipbranches[cluster])",
+        help="with --shard-size: ingest the shards through a Ray Data pipeline on a cluster (decode on CPU "
+        "tasks, encode on GPU actors where there are GPUs): auto, local or an address (needs clipbranches[cluster])",
     )
     i.add_argument("--overwrite", action="store_true")
     i.add_argument(
