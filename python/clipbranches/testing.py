@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,6 +39,7 @@ __all__ = [
     "embeddings",
     "labels",
     "make_catalog",
+    "photo_views",
     "quantize_numpy",
     "tiny_heads",
 ]
@@ -183,3 +185,27 @@ def tiny_heads(seed: int = 0) -> Heads:
 
     torch.manual_seed(seed)
     return Heads(HeadConfig(6, 6, out_dim=32, hidden=(16,))).eval()
+
+
+def photo_views(folder: str | os.PathLike[str], names: Sequence[str], views: int = 3) -> list[Path]:
+    """Real photos for tests: scikit-image's bundled photos ``names`` (``skimage.data.<name>``),
+    each saved whole and as crops (``{name}_{v}.jpg``: 0 whole, 1 its top-left 80%, 2 it less
+    its top and left fifth), into ``folder`` (created). Returns the files; PIL and scikit-image
+    load here."""
+    from PIL import Image
+    from skimage import data
+
+    if not 1 <= views <= 3:
+        raise InvalidArgumentError(f"views is 1, 2 or 3, not {views!r}")
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in names:
+        image = Image.fromarray(getattr(data, name)()).convert("RGB")
+        w, h = image.size
+        crops = [image, image.crop((0, 0, int(w * 0.8), int(h * 0.8))), image.crop((w // 5, h // 5, w, h))]
+        for v, view in enumerate(crops[:views]):
+            path = root / f"{name}_{v}.jpg"
+            view.save(path, quality=90)
+            written.append(path)
+    return written

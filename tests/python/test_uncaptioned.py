@@ -13,9 +13,8 @@ pytest.importorskip("torch")
 pytest.importorskip("wordllama")
 data = pytest.importorskip("skimage.data")
 
-from PIL import Image  # noqa: E402
 
-from clipbranches import Catalog  # noqa: E402
+from clipbranches import Catalog, testing  # noqa: E402
 from clipbranches.cli import main  # noqa: E402
 
 PHOTOS = ("chelsea", "coffee", "rocket", "astronaut", "camera", "coins", "clock", "moon", "horse", "brick", "grass")
@@ -26,12 +25,7 @@ CPU = ["--device", "cpu", "--quiet"]
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Each photo whole and as two crops, no caption files."""
     root = tmp_path_factory.mktemp("own")
-    for name in PHOTOS:
-        image = Image.fromarray(getattr(data, name)()).convert("RGB")
-        w, h = image.size
-        views = [image, image.crop((0, 0, int(w * 0.8), int(h * 0.8))), image.crop((w // 5, h // 5, w, h))]
-        for v, view in enumerate(views):
-            view.save(root / f"{name}_{v}.jpg", quality=90)
+    testing.photo_views(root, PHOTOS)
     return root
 
 

@@ -16,7 +16,7 @@ data = pytest.importorskip("skimage.data")
 from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from clipbranches import SearchEngine  # noqa: E402
+from clipbranches import SearchEngine, testing  # noqa: E402
 from clipbranches.cli import main  # noqa: E402
 from clipbranches.web import create_app  # noqa: E402
 
@@ -27,11 +27,7 @@ LOCAL = "http://127.0.0.1"
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("photos")
-    for name in PHOTOS:
-        image = Image.fromarray(getattr(data, name)()).convert("RGB")
-        image.save(folder / f"{name}.jpg", quality=90)
-        w, h = image.size
-        image.crop((0, 0, int(w * 0.8), int(h * 0.8))).save(folder / f"{name}_crop.jpg", quality=90)
+    testing.photo_views(folder, PHOTOS, views=2)
     return folder
 
 
@@ -72,10 +68,10 @@ def test_thumbnails_and_full_images(client: TestClient, photos: Path) -> None:
 
 
 def test_search_by_an_uploaded_image(client: TestClient, photos: Path) -> None:
-    jpeg = (photos / "horse.jpg").read_bytes()
+    jpeg = (photos / "horse_0.jpg").read_bytes()
     answer = client.post("/api/catalogs/photos/search/upload", files={"file": ("q.jpg", jpeg)}, data={"k": "3"})
     assert answer.status_code == 200, answer.text
-    assert answer.json()["items"][0]["name"] in ("horse.jpg", "horse_crop.jpg")
+    assert answer.json()["items"][0]["name"] in ("horse_0.jpg", "horse_1.jpg")
     assert answer.json()["params"]["path"].endswith(".upload")  # its name, not the server's folder
     sid = client.post("/api/sessions", json={"catalog": "photos"}).json()["id"]
     first = client.post(f"/api/sessions/{sid}/search/upload", files={"file": ("q.jpg", jpeg)}).json()

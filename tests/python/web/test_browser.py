@@ -35,7 +35,6 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
     )
 
 import uvicorn  # noqa: E402
-from PIL import Image  # noqa: E402
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
@@ -45,8 +44,8 @@ from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
 from selenium.webdriver.support.select import Select  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-from skimage import data  # noqa: E402
 
+from clipbranches import testing  # noqa: E402
 from clipbranches.cli import main  # noqa: E402
 from clipbranches.web import create_app  # noqa: E402
 
@@ -62,16 +61,7 @@ WAIT_S = 30.0
 def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """33 real photos: each whole and two crops."""
     folder = tmp_path_factory.mktemp("browser-photos")
-    for name in PHOTOS:
-        image = Image.fromarray(getattr(data, name)()).convert("RGB")
-        w, h = image.size
-        views = [
-            image,
-            image.crop((0, 0, int(w * 0.8), int(h * 0.8))),
-            image.crop((w // 5, h // 5, w, h)),
-        ]
-        for v, view in enumerate(views):
-            view.save(folder / f"{name}_{v}.jpg", quality=90)
+    testing.photo_views(folder, PHOTOS)
     return folder
 
 
