@@ -16,6 +16,7 @@ interleaves with a refine on the same labels), requests on different sessions ru
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import threading
@@ -85,8 +86,16 @@ class SessionStore:
 
     # -- the saved sessions -------------------------------------------------------------------
 
+    def _served_as(self, session: Session) -> str | None:
+        """The name under which ``session``'s catalog is served: the one at its (resolved)
+        path, else the one with its codes (a catalog moved, or named by another relative path)."""
+        for name, engine in self.engines.items():
+            if session.catalog and _resolved(session.catalog) == _resolved(engine.catalog.path):
+                return name
+        same = [n for n, e in self.engines.items() if e.catalog.codes_checksum == session.catalog_checksum]
+        return same[0] if len(same) == 1 and session.catalog_checksum else None
+
     def _load(self) -> None:
-        by_path = {str(engine.catalog.path): name for name, engine in self.engines.items()}
         for file in sorted(self.folder.glob(f"*{_SUFFIX}")):
             sid = file.name[: -len(_SUFFIX)]
             if not _ID.match(sid):
@@ -96,7 +105,7 @@ class SessionStore:
             except SessionFormatError as e:
                 self.skipped.append(f"{file.name}: {e}")
                 continue
-            name = by_path.get(session.catalog)
+            name = self._served_as(session)
             if name is None:
                 self.skipped.append(f"{file.name}: its catalog {session.catalog} is not served")
                 continue
@@ -117,7 +126,9 @@ class SessionStore:
         engine = self.engines[catalog]
         if len(self) >= MAX_SESSIONS:
             raise OverflowError(f"this server holds {MAX_SESSIONS:,} sessions already: delete some first")
-        web = WebSession(secrets.token_urlsafe(16), catalog, Session.for_engine(engine))
+        session = Session.for_engine(engine)
+        session.catalog = _resolved(session.catalog)  # found again whatever the next server's cwd
+        web = WebSession(secrets.token_urlsafe(16), catalog, session)
         self.save(web)  # outside the store's lock: a disk write (fsync) holds up no other request
         with self._lock:
             self._sessions[web.id] = web
@@ -190,3 +201,7 @@ class SessionStore:
         folder = self.folder / "uploads"
         folder.mkdir(exist_ok=True)
         return folder
+
+
+def _resolved(path: str | os.PathLike[str]) -> str:
+    return os.path.realpath(os.fspath(path))

@@ -415,3 +415,19 @@ def test_deleting_a_session_while_a_round_holds_it(
     with pytest.raises(SessionNotFound), store.hold(web.id):
         store.save(web)
     assert not (tmp_path / "state" / f"{web.id}.json").exists()
+
+
+def test_sessions_follow_their_catalog_to_another_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    testing.make_catalog(tmp_path / "a", 300, k=5)
+    state = tmp_path / "state"
+    monkeypatch.chdir(tmp_path)
+    first = TestClient(create_app({"a": "a"}, state_dir=state), base_url=LOCAL)  # a relative path
+    sid = first.post("/api/sessions", json={"catalog": "a"}).json()["id"]
+    first.post(f"/api/sessions/{sid}/labels", json={"ids": [4], "label": "positive"})
+    again = TestClient(create_app({"a": tmp_path / "a"}, state_dir=state), base_url=LOCAL)  # absolute
+    assert again.get(f"/api/sessions/{sid}").json()["positives"] == [4]
+    (tmp_path / "a").rename(tmp_path / "moved")  # moved: found by its codes
+    moved = TestClient(create_app({"m": tmp_path / "moved"}, state_dir=state), base_url=LOCAL)
+    info = moved.get(f"/api/sessions/{sid}").json()
+    assert info["catalog"] == "m"
+    assert info["positives"] == [4]
