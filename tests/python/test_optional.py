@@ -60,4 +60,4 @@ def test_require_names_the_missing_modules_and_the_extra() -> None:
         match=r"the UI needs no_such_module_x, which is not installed: pip install 'clipbranches\[tui\]'",
     ):
         require("the UI", "tui", ("no_such_module_x",))
-    assert set(EXTRAS) == {"offline", "openclip", "models", "tui", "cluster"}
+    assert set(EXTRAS) == {"offline", "openclip", "models", "tui", "cluster", "serve"}
