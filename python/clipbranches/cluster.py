@@ -48,7 +48,8 @@ from numpy.typing import NDArray
 from clipbranches._optional import require
 from clipbranches.exceptions import ClipBranchesError, InvalidArgumentError
 from clipbranches.learn.ranking import Ranked
-from clipbranches.sharded import ShardedEngine, ShardWorker
+from clipbranches.shard_worker import ShardWorker
+from clipbranches.sharded import ShardedEngine
 from clipbranches.store.catalog_set import CatalogSet, SetCodes
 
 if TYPE_CHECKING:

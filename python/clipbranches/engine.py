@@ -292,10 +292,7 @@ class SearchEngine:
             Unknown model, no positive, an id both positive and negative, a parameter out of
             range. :class:`UnknownItemError` for ids the catalog does not have.
         """
-        chosen = (options or RefineOptions()).replace(
-            model=model, random_negatives=random_negatives, negative_weight=negative_weight, seed=seed
-        )
-        round_seed = chosen.seed if chosen.seed is not None else secrets.randbits(32)
+        chosen, round_seed = round_options(options, model, random_negatives, negative_weight, seed)
         learner = make_model(chosen.model, round_seed)
         clock = _Clock()
         pos = self.catalog.find(positives, "positive")
@@ -313,15 +310,8 @@ class SearchEngine:
         with clock.stage("query"):
             accepted = learner.accept(self.catalog)
             pinned, rest = honour_labels(accepted, learner, self.catalog.codes, pos, neg)
-        params = {
-            "kind": "refine",
-            "model": chosen.model,
-            "positives": self.catalog.item_ids[np.unique(pos)].tolist(),
-            "negatives": self.catalog.item_ids[np.unique(neg)].tolist(),
-            "random_negatives": chosen.random_negatives,
-            "negative_weight": chosen.negative_weight,
-            "seed": round_seed,
-        }
+        ids = self.catalog.item_ids
+        params = refine_params(chosen, round_seed, ids[np.unique(pos)], ids[np.unique(neg)])
         results = Results(
             rest, timings=clock.timings, params=params, catalog=self.catalog, model=learner, pinned=pinned
         )
@@ -357,3 +347,34 @@ class SearchEngine:
             options = RefineOptions(**{f: params[f] for f in fields if f in params})
             return self.refine(params["positives"], params.get("negatives", ()), options)
         raise InvalidArgumentError(f"cannot redo a search of kind {kind!r}")
+
+
+def round_options(
+    options: RefineOptions | None,
+    model: str | None,
+    random_negatives: int | None,
+    negative_weight: int | None,
+    seed: int | None,
+) -> tuple[RefineOptions, int]:
+    """A refine round's options (``options`` with the shorthands given) and its seed (drawn
+    when unset, so that it is recorded): one rule for every engine."""
+    chosen = (options or RefineOptions()).replace(
+        model=model, random_negatives=random_negatives, negative_weight=negative_weight, seed=seed
+    )
+    return chosen, chosen.seed if chosen.seed is not None else secrets.randbits(32)
+
+
+def refine_params(
+    chosen: RefineOptions, seed: int, positives: NDArray[np.int64], negatives: NDArray[np.int64]
+) -> dict[str, Any]:
+    """What a refine round records in :attr:`Results.params` (labelled item ids, sorted):
+    enough for :meth:`SearchEngine.redo` to make it again."""
+    return {
+        "kind": "refine",
+        "model": chosen.model,
+        "positives": positives.tolist(),
+        "negatives": negatives.tolist(),
+        "random_negatives": chosen.random_negatives,
+        "negative_weight": chosen.negative_weight,
+        "seed": seed,
+    }

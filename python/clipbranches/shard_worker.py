@@ -13,7 +13,7 @@ import copy
 import os
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,10 +24,6 @@ from clipbranches.learn.logistic import LinearScorer
 from clipbranches.learn.ranking import Ranked
 from clipbranches.learn.registry import BoxModel, Model
 from clipbranches.store.catalog import Catalog
-
-if TYPE_CHECKING:
-    pass
-
 
 __all__ = [
     "BoxScan",

@@ -37,7 +37,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-import secrets
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
@@ -49,7 +48,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from clipbranches.engine import SearchEngine, _Clock
+from clipbranches.engine import SearchEngine, _Clock, refine_params, round_options
 from clipbranches.exceptions import InvalidArgumentError
 from clipbranches.learn.hybrid import SAMPLE_ROWS, HybridModel
 from clipbranches.learn.logistic import LinearScorer
@@ -67,7 +66,6 @@ from clipbranches.shard_worker import (
     ShardPage,
     ShardScorer,
     ShardWorker,
-    apply_to_shard,
 )
 from clipbranches.store.catalog import Catalog
 from clipbranches.store.catalog_set import CatalogSet, SetCodes
@@ -76,18 +74,7 @@ if TYPE_CHECKING:
     from clipbranches.embed.encoders import Encoder
     from clipbranches.embed.head import AnyHeads
 
-__all__ = [
-    "BoxScan",
-    "HybridScan",
-    "LinearScan",
-    "ModelScan",
-    "ShardPage",
-    "ShardScorer",
-    "ShardWorker",
-    "ShardedEngine",
-    "ShardedResults",
-    "apply_to_shard",
-]
+__all__ = ["CodeCache", "FanOut", "ShardedEngine", "ShardedResults"]
 
 
 # -- results over shards -------------------------------------------------------------------
@@ -334,10 +321,7 @@ class ShardedEngine(SearchEngine):
     ) -> Results:
         """:meth:`SearchEngine.refine` over the shards: the same answer as one catalog of all of
         them (module docstring)."""
-        chosen = (options or RefineOptions()).replace(
-            model=model, random_negatives=random_negatives, negative_weight=negative_weight, seed=seed
-        )
-        round_seed = chosen.seed if chosen.seed is not None else secrets.randbits(32)
+        chosen, round_seed = round_options(options, model, random_negatives, negative_weight, seed)
         learner = make_model(chosen.model, round_seed)
         clock = _Clock()
         pos = self.catalog_set.find(positives, "positive")
@@ -360,15 +344,8 @@ class ShardedEngine(SearchEngine):
         except BaseException:
             _release(self.workers, round_id)  # what shards kept of a round that failed
             raise
-        params = {
-            "kind": "refine",
-            "model": chosen.model,
-            "positives": self.catalog_set.ids_of(np.unique(pos)).tolist(),
-            "negatives": self.catalog_set.ids_of(np.unique(neg)).tolist(),
-            "random_negatives": chosen.random_negatives,
-            "negative_weight": chosen.negative_weight,
-            "seed": round_seed,
-        }
+        ids_of = self.catalog_set.ids_of
+        params = refine_params(chosen, round_seed, ids_of(np.unique(pos)), ids_of(np.unique(neg)))
         results = ShardedResults(
             NOTHING,
             catalog_set=self.catalog_set,

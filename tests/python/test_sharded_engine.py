@@ -25,7 +25,8 @@ from clipbranches.engine import SearchEngine
 from clipbranches.exceptions import ShardCorruptError, ShardMissingError
 from clipbranches.learn.registry import MODELS
 from clipbranches.results import FIRST_PAGE
-from clipbranches.sharded import ShardedEngine, ShardedResults, ShardWorker
+from clipbranches.shard_worker import ShardWorker
+from clipbranches.sharded import ShardedEngine, ShardedResults
 from clipbranches.store.catalog_set import CatalogSet
 
 N = 6000

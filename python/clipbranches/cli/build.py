@@ -153,18 +153,7 @@ def ingest(args: argparse.Namespace) -> int:
     heads = None if args.head is None else load_heads(args.head, device=getattr(encoder, "device", "cpu"))
     if args.shard_size is not None:
         return _ingest_set(args, encoder, heads)
-    catalog, report = run(
-        args.source,
-        args.catalog,
-        encoder=encoder,
-        heads=heads,
-        chunk_size=args.chunk_size,
-        batch_size=args.batch_size,
-        overwrite=args.overwrite,
-        drop_near_duplicates=args.drop_near_duplicates,
-        keep_features=args.keep_features,
-        progress=not args.quiet,
-    )
+    catalog, report = run(args.source, args.catalog, **_ingest_options(args, encoder, heads))
     summary = {
         "catalog": str(catalog.path),
         "heads": str(args.head) if args.head else report.default_heads,
@@ -175,6 +164,20 @@ def ingest(args: argparse.Namespace) -> int:
     }
     _emit_ingest(summary, report, args)
     return 0
+
+
+def _ingest_options(args: argparse.Namespace, encoder: Any, heads: Any) -> dict[str, Any]:
+    """What a single ingest and a set's ingest both take from the command line."""
+    return {
+        "encoder": encoder,
+        "heads": heads,
+        "chunk_size": args.chunk_size,
+        "batch_size": args.batch_size,
+        "overwrite": args.overwrite,
+        "drop_near_duplicates": args.drop_near_duplicates,
+        "keep_features": args.keep_features,
+        "progress": not args.quiet,
+    }
 
 
 def _emit_ingest(summary: dict[str, Any], report: Any, args: argparse.Namespace) -> None:
@@ -199,16 +202,9 @@ def _ingest_set(args: argparse.Namespace, encoder: Any, heads: Any) -> int:
     catalog_set, report = ingest_set(
         args.source,
         args.catalog,
-        encoder=encoder,
-        heads=heads,
         shard_size=args.shard_size,
         cluster=args.cluster,
-        chunk_size=args.chunk_size,
-        batch_size=args.batch_size,
-        overwrite=args.overwrite,
-        drop_near_duplicates=args.drop_near_duplicates,
-        keep_features=args.keep_features,
-        progress=not args.quiet,
+        **_ingest_options(args, encoder, heads),
     )
     summary = {
         "catalog_set": str(catalog_set.path),
