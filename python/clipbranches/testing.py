@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from clipbranches.embed.head import Heads
+    from clipbranches.engine import SearchEngine
+    from clipbranches.results import Results
     from clipbranches.store.catalog import Catalog
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "labels",
     "make_catalog",
     "photo_views",
+    "refine_concurrently",
     "quantize_numpy",
     "tiny_heads",
 ]
@@ -209,3 +212,32 @@ def photo_views(folder: str | os.PathLike[str], names: Sequence[str], views: int
             view.save(path, quality=90)
             written.append(path)
     return written
+
+
+def refine_concurrently(
+    engine: SearchEngine, positives: Sequence[int], negatives: Sequence[int], models: Sequence[str], seed: int = 9
+) -> list[Results]:
+    """One refine round per model, all at once on threads (each fully ranked, so its pages
+    are merged concurrently too); the results in ``models``' order. The first error of any
+    thread is raised."""
+    import threading
+
+    got: dict[int, Results] = {}
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            results = engine.refine(positives, negatives, model=models[i], seed=seed)
+            results.rows  # noqa: B018 (the full ranking)
+            got[i] = results
+        except BaseException as e:  # reported below, in the caller's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(models))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return [got[i] for i in range(len(models))]

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -282,26 +281,10 @@ def test_threads_sharing_the_engine_get_the_sequential_answers(
     pos, neg = labelled
     models = ["hybrid", "linear", "branch", "logreg"]
     expected = [single.refine(pos, neg, model=m, seed=9) for m in models]
-    got: dict[int, Any] = {}
-    errors: list[BaseException] = []
-
-    def work(i: int) -> None:
-        try:
-            results = engine.refine(pos, neg, model=models[i], seed=9)
-            results.rows  # noqa: B018 (the full ranking, merged from the actors, concurrently)
-            got[i] = results
-        except BaseException as e:  # pragma: no cover (reported below)
-            errors.append(e)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(models))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    for i, one in enumerate(expected):
-        np.testing.assert_array_equal(got[i].ids, one.ids)
-        np.testing.assert_array_equal(got[i].scores, one.scores)
+    got = testing.refine_concurrently(engine, pos, neg, models)
+    for mine, one in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(mine.ids, one.ids)
+        np.testing.assert_array_equal(mine.scores, one.scores)
 
 
 def test_actors_that_cannot_be_placed_are_a_cluster_error(

@@ -10,7 +10,6 @@ import json
 import pickle
 import shutil
 import tempfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -225,26 +224,10 @@ def test_threads_sharing_a_sharded_engine_get_the_sequential_answers(
     pos, neg = labelled
     models = ["hybrid", "linear", "branch", "logreg"] * 2
     expected = [single.refine(pos, neg, model=m, seed=9) for m in models]
-    got: dict[int, Results] = {}
-    errors: list[BaseException] = []
-
-    def work(i: int) -> None:
-        try:
-            results = sharded.refine(pos, neg, model=models[i], seed=9)
-            results.rows  # noqa: B018 (the full ranking, merged from the shards, concurrently)
-            got[i] = results
-        except BaseException as e:  # pragma: no cover (reported below)
-            errors.append(e)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(models))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    for i, one in enumerate(expected):
-        np.testing.assert_array_equal(got[i].ids, one.ids)
-        np.testing.assert_array_equal(got[i].scores, one.scores)
+    got = testing.refine_concurrently(sharded, pos, neg, models)
+    for mine, one in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(mine.ids, one.ids)
+        np.testing.assert_array_equal(mine.scores, one.scores)
 
 
 def test_text_queries_need_the_shards_encoder_and_head(
